@@ -1,0 +1,82 @@
+// The kernel interface: every operation the forward pass needs, implemented once per backend
+// (kernels/cpu always built; kernels/cuda behind TS_CUDA). Kernels know nothing of models.
+//
+// Pointers are backend memory (host memory for the CPU backend). Activations are f32, row-major,
+// one row per token: x is (n, dim).
+//
+// Batch invariance (DESIGN.md section 2) is part of the contract: the result for one row must be
+// bit-identical whether the row is computed alone or among n rows, at any thread count, and
+// whatever cache entries the row's mask excludes. Reductions therefore run in a fixed order that
+// depends only on the row's own data and logical length, never on n or on the thread split.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/dtype.h"
+
+namespace ts {
+
+// One layer's KV cache: k and v are (n_kv_heads, capacity, head_dim), f32 or bf16.
+struct KvLayerView {
+  void* k = nullptr;
+  void* v = nullptr;
+  DType dtype = DType::kF32;  // kF32 or kBF16
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int64_t capacity = 0;  // slots per head
+};
+
+// Which cache slots each query attends to, in logical order: first slots [0, prefix_len[i]),
+// then extra_slots[extra_begin[i] .. extra_begin[i+1]) (a tree node's ancestors, then itself).
+// Causal decoding/prefill uses prefix_len[i] = position + 1 and no extra slots.
+// Example, a tree over a committed prefix of 10 tokens, nodes at slots 10 (root), 11 (child of
+// root), 12 (child of root): prefix_len = {10,10,10}, extra_begin = {0,1,3,5},
+// extra_slots = {10, 10,11, 10,12}.
+struct AttentionMask {
+  const int32_t* prefix_len = nullptr;   // (n)
+  const int32_t* extra_begin = nullptr;  // (n + 1), or nullptr when no query has extra slots
+  const int32_t* extra_slots = nullptr;  // (extra_begin[n])
+};
+
+enum class RopeStyle : uint8_t {
+  kNeox,         // pairs (i, i + head_dim/2): HF transformers' rotate_half
+  kInterleaved,  // pairs (2i, 2i + 1): GGUF llama (q/k permuted by the converter)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string Name() const = 0;
+
+  // y (n, w.rows) = x (n, w.cols) * W^T (+ bias (w.rows) when bias != nullptr).
+  virtual void MatMul(const Matrix& w, const float* x, int64_t n, float* y,
+                      const float* bias = nullptr) = 0;
+  // out (n, table.cols) = rows ids[0..n) of `table`, dequantized.
+  virtual void Embed(const Matrix& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // out (n, dim) = x / sqrt(mean(x^2) + eps) * weight. out may alias x.
+  virtual void RmsNorm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
+                       float* out) = 0;
+  // Rotates x (n, n_heads, head_dim) in place: angle for pair j of row i is
+  // positions[i] * inv_freq[j] (j < head_dim/2); results are multiplied by mscale
+  // (1 except for yarn).
+  virtual void Rope(float* x, int64_t n, int n_heads, int head_dim, const int32_t* positions,
+                    const float* inv_freq, float mscale, RopeStyle style) = 0;
+  // Writes k, v (n, n_kv_heads, head_dim) into cache slots slots[0..n).
+  virtual void StoreKv(const KvLayerView& cache, const float* k, const float* v, int64_t n,
+                       const int32_t* slots) = 0;
+  // out (n, n_heads, head_dim) = softmax(q k^T * scale) v over each query's masked slots.
+  // Query head h reads KV head h / (n_heads / n_kv_heads) (GQA).
+  virtual void Attention(const float* q, int64_t n, int n_heads, const KvLayerView& cache,
+                         const AttentionMask& mask, float scale, float* out) = 0;
+  // out (n, dim) = silu(gate) * up. out may alias gate.
+  virtual void SwiGlu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) = 0;
+  // x (n*dim) += y (n*dim).
+  virtual void Add(float* x, const float* y, int64_t count) = 0;
+};
+
+// The CPU backend with `n_threads` worker threads (SIMD target chosen at run time).
+std::unique_ptr<Backend> MakeCpuBackend(int n_threads);
+
+}  // namespace ts

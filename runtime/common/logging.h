@@ -1,0 +1,13 @@
+// Logging setup: spdlog to stderr with level and rank prefix, e.g. "[info] [rank 0] loaded ...".
+#pragma once
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace ts {
+
+// level: "trace", "debug", "info", "warn", "error", "off". Call once from main.
+void SetupLogging(absl::string_view level, int rank);
+
+}  // namespace ts
