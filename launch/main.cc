@@ -1,7 +1,40 @@
-// tokenswift: the command-line entry point (subcommands generate, score, inspect, bench, ...).
+// tokenswift: the command-line entry point. Subcommands live in launch/cmd_*.cc; this file parses,
+// runs one, and turns its Status into a one-line message and an exit code (2 bad input,
+// 1 runtime failure).
 #include <cstdio>
+#include <string>
 
-int main() {
-  std::puts("tokenswift");
+#include "CLI/CLI.hpp"
+#include "launch/commands.h"
+#include "runtime/common/logging.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tokenswift: ultra-long text generation with TokenSwift, exactly lossless"};
+  app.require_subcommand(1);
+  std::string log_level = "warn";
+  ts::SetupLogging(log_level, /*rank=*/0);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->each([](const std::string& level) { ts::SetupLogging(level, /*rank=*/0); })
+      ->capture_default_str();
+
+  ts::Status result;
+  ts::cli::RegisterGenerate(app, &result);
+  ts::cli::RegisterScore(app, &result);
+  ts::cli::RegisterInspect(app, &result);
+  ts::cli::RegisterMakeTestModel(app, &result);
+  ts::cli::RegisterBench(app, &result);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "tokenswift: error: %s\n", e.what());
+    return 2;
+  }
+  if (!result.ok()) {
+    std::fprintf(stderr, "tokenswift: error: %s\n", std::string(result.message()).c_str());
+    return ts::ExitCodeFor(result);
+  }
   return 0;
 }

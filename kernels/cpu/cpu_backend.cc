@@ -1,1 +1,63 @@
-// Placeholder: replaced by the real CPU backend.
+// The CPU backend: ts::Backend on host memory, SIMD kernels chosen at run time (Highway) and a
+// persistent thread pool. One backend serves one caller thread at a time (its scratch buffers
+// and pool are not shared between concurrent calls).
+#include <memory>
+#include <string>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace ts {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+
+  std::string Name() const override {
+    return std::string("cpu(") + cpu::MatMulTargetName() + ", " +
+           std::to_string(pool_.NumThreads()) + " threads)";
+  }
+
+  void MatMul(const Matrix& w, const float* x, int64_t n, float* y, const float* bias) override {
+    cpu::MatMul(pool_, matmul_scratch_, w, x, n, y, bias);
+  }
+  void Embed(const Matrix& table, const int32_t* ids, int64_t n, float* out) override {
+    cpu::Embed(pool_, table, ids, n, out);
+  }
+  void RmsNorm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
+               float* out) override {
+    cpu::RmsNorm(pool_, x, weight, n, dim, eps, out);
+  }
+  void Rope(float* x, int64_t n, int n_heads, int head_dim, const int32_t* positions,
+            const float* inv_freq, float mscale, RopeStyle style) override {
+    cpu::Rope(pool_, x, n, n_heads, head_dim, positions, inv_freq, mscale, style);
+  }
+  void StoreKv(const KvLayerView& cache, const float* k, const float* v, int64_t n,
+               const int32_t* slots) override {
+    cpu::StoreKv(cache, k, v, n, slots);
+  }
+  void Attention(const float* q, int64_t n, int n_heads, const KvLayerView& cache,
+                 const AttentionMask& mask, float scale, float* out) override {
+    cpu::Attention(pool_, q, n, n_heads, cache, mask, scale, out);
+  }
+  void SwiGlu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) override {
+    cpu::SwiGlu(pool_, gate, up, n, dim, out);
+  }
+  void Add(float* x, const float* y, int64_t count) override { cpu::Add(pool_, x, y, count); }
+
+ private:
+  cpu::ThreadPool pool_;
+  cpu::MatMulScratch matmul_scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeCpuBackend(int n_threads) {
+  return std::make_unique<CpuBackend>(n_threads);
+}
+
+}  // namespace ts

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -17,16 +19,34 @@ namespace ts {
 using absl::Status;
 using absl::StatusOr;
 
+namespace status_internal {
+// Debian's abseil keeps its own string_view: pass std::string_view through as one.
+template <typename T>
+decltype(auto) Piece(const T& v) {
+  if constexpr (std::is_same_v<T, std::string_view>) {
+    return absl::string_view(v.data(), v.size());
+  } else {
+    return (v);
+  }
+}
+}  // namespace status_internal
+
+// The pieces joined as absl::StrCat does, also accepting std::string_view.
+template <typename... Args>
+std::string Cat(const Args&... args) {
+  return absl::StrCat(status_internal::Piece(args)...);
+}
+
 // A problem with what the user gave us (a file, a field in it, a flag).
 template <typename... Args>
 Status BadInput(const Args&... args) {
-  return absl::InvalidArgumentError(absl::StrCat(args...));
+  return absl::InvalidArgumentError(Cat(args...));
 }
 
 // A failure while running that is not the input's fault.
 template <typename... Args>
 Status RuntimeFailure(const Args&... args) {
-  return absl::InternalError(absl::StrCat(args...));
+  return absl::InternalError(Cat(args...));
 }
 
 inline int ExitCodeFor(const Status& s) {

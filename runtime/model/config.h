@@ -23,6 +23,9 @@ struct RopeScaling {
   float beta_fast = 32.0f;
   float beta_slow = 1.0f;
   float attention_factor = 0.0f;  // 0 = derive as HF does: 0.1 * ln(factor) + 1
+  // Per-frequency divisors of inv_freq (head_dim/2 values), as GGUF files of llama3-scaled models
+  // store them (tensor rope_freqs.weight) instead of the llama3 parameters; empty when absent.
+  std::vector<float> freq_factors;
 };
 
 struct ModelConfig {

@@ -1,0 +1,409 @@
+// Row-dot kernels of MatMul, compiled once per SIMD target (Highway foreach_target) and chosen
+// at run time. See matmul.h for the batch-invariance argument: every output element is one call
+// of one kernel below, whose operation sequence depends only on the number of columns.
+//
+// Integer kernels (Q8_0 / Q4_0 / Q4_1 weights times 8-bit activations), per 32-element block b:
+//   isum_lanes = int8 products summed in groups of 4 (AVX-512 VNNI) or 2+2 (maddubs + madd),
+//   acc_lanes += (dw_b * dx_b) * float(isum_lanes)        (one FMA per lane; lanes of a block)
+//   mterm     += mw_b * (dx_b * sum(qx_b))                 (Q4_1 min; Q4_0 uses mw = -8 dw)
+// and finally y = sum(acc_lanes) + mterm. The integer sums are exact; only the float steps round.
+// AVX-512 handles two blocks per 512-bit vector (lanes 0-7 and 8-15), AVX2 one block per vector.
+
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL  // compile the AVX-512 VNNI target too (chosen only where supported)
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/matmul_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/cpu/dequant.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant_blocks.h"
+
+#include <cmath>
+#include <cstring>
+
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace ts::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+#undef TS_MATMUL_AVX512
+#undef TS_MATMUL_AVX2
+#undef TS_INT8_DOT_ATTR
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0.3's AVX3_DL target string lacks avx512vnni (the CPU check requires it), so the
+// integer kernels add it themselves.
+#define TS_INT8_DOT_ATTR __attribute__((target("avx512vnni")))
+#else
+#define TS_INT8_DOT_ATTR
+#endif
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define TS_MATMUL_AVX512 1
+#define TS_MATMUL_AVX2 0
+#elif HWY_TARGET == HWY_AVX2
+#define TS_MATMUL_AVX512 0
+#define TS_MATMUL_AVX2 1
+#else
+#define TS_MATMUL_AVX512 0
+#define TS_MATMUL_AVX2 0
+#endif
+
+// ---- float dot products ----------------------------------------------------------------------
+
+template <typename WT>
+HWY_INLINE hn::Vec<hn::ScalableTag<float>> LoadW(hn::ScalableTag<float> df, const WT* p) {
+  if constexpr (std::is_same_v<WT, float>) {
+    return hn::LoadU(df, p);
+  } else {
+    const hn::Rebind<WT, decltype(df)> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, p));
+  }
+}
+
+HWY_INLINE float ScalarW(float v) { return v; }
+HWY_INLINE float ScalarW(hwy::float16_t v) {
+  uint16_t bits;
+  std::memcpy(&bits, &v, 2);
+  return F16ToF32(bits);
+}
+HWY_INLINE float ScalarW(hwy::bfloat16_t v) {
+  uint16_t bits;
+  std::memcpy(&bits, &v, 2);
+  return BF16ToF32(bits);
+}
+
+// Four accumulators over 4N-element chunks, then N-element chunks into the first, a fixed tree
+// to combine them, a lane reduction and a scalar tail; the order depends only on n.
+template <typename WT>
+HWY_NOINLINE float DotFloat(const float* x, const WT* w, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = hn::MulAdd(hn::LoadU(df, x + i), LoadW(df, w + i), a0);
+    a1 = hn::MulAdd(hn::LoadU(df, x + i + N), LoadW(df, w + i + N), a1);
+    a2 = hn::MulAdd(hn::LoadU(df, x + i + 2 * N), LoadW(df, w + i + 2 * N), a2);
+    a3 = hn::MulAdd(hn::LoadU(df, x + i + 3 * N), LoadW(df, w + i + 3 * N), a3);
+  }
+  for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(df, x + i), LoadW(df, w + i), a0);
+  float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n; ++i) sum += x[i] * ScalarW(w[i]);
+  return sum;
+}
+
+// ---- integer kernels -------------------------------------------------------------------------
+
+#if TS_MATMUL_AVX512
+// 16 int32 lanes: lanes 0-7 sum block A's products, lanes 8-15 block B's. w is unsigned (0..255),
+// x signed; every pair sum fits int16 for our operands (|w| <= 128, |x| <= 127).
+TS_INT8_DOT_ATTR HWY_INLINE __m512i DotU8S8(__m512i w, __m512i x) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);
+#else
+  return _mm512_madd_epi16(_mm512_maddubs_epi16(w, x), _mm512_set1_epi16(1));
+#endif
+}
+
+// Broadcasts lane 0 of s to lanes 0-7 and lane 1 to lanes 8-15.
+HWY_INLINE __m512 PairScale(__m128 s) {
+  const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
+}
+
+HWY_INLINE float ReduceLanes(__m512 acc) {
+  const hn::ScalableTag<float> df;
+  return hn::GetLane(hn::SumOfLanes(df, hn::VFromD<decltype(df)>{acc}));
+}
+
+// Q4_0 (kMinIsMinus8) or Q4_1 weights. Blocks processed in pairs; an odd last block pairs with
+// an all-zero phantom block whose scale is 0.
+template <bool kQ4_0>
+TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xd,
+                                          const float* xs, int64_t nb) {
+  constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
+  constexpr int kQsOffset = kQ4_0 ? 2 : 4;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc = _mm512_setzero_ps();
+  __m128 macc = _mm_setzero_ps();  // lanes 2, 3: min terms of blocks A, B
+  for (int64_t b = 0; b < nb; b += 2) {
+    const bool has_b = b + 1 < nb;
+    const uint8_t* ba = wrow + b * kBytes;
+    const uint8_t* bb = has_b ? ba + kBytes : ba;
+    const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ba + kQsOffset));
+    const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb + kQsOffset));
+    const __m256i ab = _mm256_set_m128i(qb, qa);
+    // [qa, qb, qa >> 4, qb >> 4] -> [qa lo, qa hi, qb lo, qb hi] = elements in x order.
+    __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
+    wq = _mm512_and_si512(_mm512_shuffle_i64x2(wq, wq, 0xD8), low4);
+    const __m512i xv = _mm512_maskz_loadu_epi8(has_b ? ~0ull : 0xFFFFFFFFull, xq + b * kQK);
+    const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wq, xv));
+
+    uint16_t da, db, ma, mb;
+    std::memcpy(&da, ba, 2);
+    std::memcpy(&db, bb, 2);
+    __m128 dw;  // [dwA, dwB, mwA, mwB]
+    if constexpr (kQ4_0) {
+      const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(da | (db << 16))));
+      dw = _mm_movelh_ps(d2, _mm_mul_ps(d2, _mm_set1_ps(-8.0f)));
+    } else {
+      std::memcpy(&ma, ba + 2, 2);
+      std::memcpy(&mb, bb + 2, 2);
+      const uint64_t h = da | (uint64_t{db} << 16) | (uint64_t{ma} << 32) | (uint64_t{mb} << 48);
+      dw = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(h)));
+    }
+    const float dxb = has_b ? xd[b + 1] : 0.0f;
+    const float sxb = has_b ? xs[b + 1] : 0.0f;
+    const __m128 dx = _mm_setr_ps(xd[b], dxb, xs[b], sxb);
+    const __m128 prod = _mm_mul_ps(dw, dx);  // [dA*dxA, dB*dxB, mA*sxA, mB*sxB]
+    acc = _mm512_fmadd_ps(PairScale(prod), isum, acc);
+    macc = _mm_add_ps(macc, prod);
+  }
+  alignas(16) float m[4];
+  _mm_store_ps(m, macc);
+  return ReduceLanes(acc) + (m[2] + m[3]);
+}
+
+TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq,
+                                            const float* xd, const float* /*xs*/, int64_t nb) {
+  constexpr int kBytes = sizeof(BlockQ8_0);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; b += 2) {
+    const bool has_b = b + 1 < nb;
+    const uint8_t* ba = wrow + b * kBytes;
+    const uint8_t* bb = has_b ? ba + kBytes : ba;
+    const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ba + 2));
+    const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bb + 2));
+    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1);
+    const __m512i xv = _mm512_maskz_loadu_epi8(has_b ? ~0ull : 0xFFFFFFFFull, xq + b * kQK);
+    // w * x = |w| * (sign(w) x): the left factor is unsigned as the instructions need.
+    const __m512i xs = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w), _mm512_setzero_si512(), xv);
+    const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(_mm512_abs_epi8(w), xs));
+    uint16_t da, db;
+    std::memcpy(&da, ba, 2);
+    std::memcpy(&db, bb, 2);
+    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(da | (db << 16))));
+    const __m128 dx = _mm_setr_ps(xd[b], has_b ? xd[b + 1] : 0.0f, 0.0f, 0.0f);
+    acc = _mm512_fmadd_ps(PairScale(_mm_mul_ps(dw, dx)), isum, acc);
+  }
+  return ReduceLanes(acc);
+}
+
+#elif TS_MATMUL_AVX2
+
+HWY_INLINE __m256i DotU8S8(__m256i w, __m256i x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+}
+
+HWY_INLINE float ReduceLanes(__m256 acc) {
+  const hn::ScalableTag<float> df;
+  return hn::GetLane(hn::SumOfLanes(df, hn::VFromD<decltype(df)>{acc}));
+}
+
+template <bool kQ4_0>
+HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xd, const float* xs,
+                         int64_t nb) {
+  constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
+  constexpr int kQsOffset = kQ4_0 ? 2 : 4;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float macc = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = wrow + b * kBytes;
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQsOffset));
+    const __m256i wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low4);
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQK));
+    const __m256 isum = _mm256_cvtepi32_ps(DotU8S8(wq, xv));
+    uint16_t dh, mh;
+    std::memcpy(&dh, blk, 2);
+    const float dw = _cvtsh_ss(dh);
+    float mw;
+    if constexpr (kQ4_0) {
+      mw = -8.0f * dw;
+    } else {
+      std::memcpy(&mh, blk + 2, 2);
+      mw = _cvtsh_ss(mh);
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[b]), isum, acc);
+    const float mt = mw * xs[b];
+    macc += mt;
+  }
+  return ReduceLanes(acc) + macc;
+}
+
+HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xd,
+                           const float* /*xs*/, int64_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = wrow + b * sizeof(BlockQ8_0);
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQK));
+    const __m256 isum = _mm256_cvtepi32_ps(DotU8S8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w)));
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dh) * xd[b]), isum, acc);
+  }
+  return ReduceLanes(acc);
+}
+
+#else  // portable scalar fallback (targets below AVX2)
+
+template <bool kQ4_0>
+HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xd, const float* xs,
+                         int64_t nb) {
+  constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
+  constexpr int kQsOffset = kQ4_0 ? 2 : 4;
+  float acc = 0.0f, macc = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = wrow + b * kBytes;
+    const int8_t* x = xq + b * kQK;
+    int32_t isum = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      isum += (blk[kQsOffset + j] & 0xF) * x[j] + (blk[kQsOffset + j] >> 4) * x[j + kQK / 2];
+    }
+    uint16_t dh, mh;
+    std::memcpy(&dh, blk, 2);
+    const float dw = F16ToF32(dh);
+    float mw = -8.0f * dw;
+    if constexpr (!kQ4_0) {
+      std::memcpy(&mh, blk + 2, 2);
+      mw = F16ToF32(mh);
+    }
+    const float scale = dw * xd[b];
+    acc += scale * static_cast<float>(isum);
+    const float mt = mw * xs[b];
+    macc += mt;
+  }
+  return acc + macc;
+}
+
+HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xd,
+                           const float* /*xs*/, int64_t nb) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const BlockQ8_0*>(wrow + b * sizeof(BlockQ8_0));
+    int32_t isum = 0;
+    for (int j = 0; j < kQK; ++j) isum += blk->qs[j] * xq[b * kQK + j];
+    const float scale = F16ToF32(blk->d) * xd[b];
+    acc += scale * static_cast<float>(isum);
+  }
+  return acc;
+}
+#endif
+
+// ---- activation quantization -----------------------------------------------------------------
+
+void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* d, float* s) {
+  const hn::CappedTag<float, kQK> df;  // a block is a whole number of vectors
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  for (int64_t b = 0; b < cols / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    auto vmax = hn::Zero(df);
+    for (int64_t j = 0; j < kQK; j += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + j)));
+    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    const float db = amax / 127.0f;
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    int32_t isum = 0;
+    for (int64_t j = 0; j < kQK; j += N) {
+      const auto qi = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), hn::Set(df, id)));
+      alignas(64) int32_t lanes[kQK];
+      hn::StoreU(qi, di, lanes);
+      for (int64_t l = 0; l < N; ++l) {
+        q[b * kQK + j + l] = static_cast<int8_t>(lanes[l]);
+        isum += lanes[l];
+      }
+    }
+    d[b] = db;
+    s[b] = db * static_cast<float>(isum);
+  }
+}
+
+// ---- the tile driver -------------------------------------------------------------------------
+
+void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q8Rows& xq,
+                int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf) {
+  const int64_t cols = w.cols;
+  const int64_t nb = cols / kQK;
+  auto store = [&](int64_t i, int64_t r, float v) {
+    y[i * ldy + r] = bias != nullptr ? v + bias[r] : v;
+  };
+  switch (w.dtype) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_1: {
+      auto* dot = w.dtype == DType::kQ8_0   ? &DotQ8_0
+                  : w.dtype == DType::kQ4_0 ? &DotQ4<true>
+                                            : &DotQ4<false>;
+      for (int64_t i = i0; i < i1; ++i) {
+        const int8_t* q = xq.q + i * cols;
+        const float* d = xq.d + i * nb;
+        const float* s = xq.s + i * nb;
+        for (int64_t r = r0; r < r1; ++r) store(i, r, dot(w.Row(r), q, d, s, nb));
+      }
+      return;
+    }
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* xi = x + i * cols;
+        for (int64_t r = r0; r < r1; ++r) {
+          const uint8_t* wr = w.Row(r);
+          float v;
+          if (w.dtype == DType::kF32) {
+            v = DotFloat(xi, reinterpret_cast<const float*>(wr), cols);
+          } else if (w.dtype == DType::kF16) {
+            v = DotFloat(xi, reinterpret_cast<const hwy::float16_t*>(wr), cols);
+          } else {
+            v = DotFloat(xi, reinterpret_cast<const hwy::bfloat16_t*>(wr), cols);
+          }
+          store(i, r, v);
+        }
+      }
+      return;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      for (int64_t r = r0; r < r1; ++r) DequantizeRow(w.dtype, w.Row(r), wbuf + (r - r0) * cols, cols);
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t r = r0; r < r1; ++r) {
+          store(i, r, DotFloat(x + i * cols, wbuf + (r - r0) * cols, cols));
+        }
+      }
+      return;
+  }
+}
+
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace ts::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace ts::cpu {
+
+HWY_EXPORT(QuantizeActivationRow);
+HWY_EXPORT(MatMulTile);
+HWY_EXPORT(TargetName);
+
+void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* d, float* s) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActivationRow)(x, cols, q, d, s);
+}
+
+void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q8Rows& xq,
+                int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf) {
+  HWY_DYNAMIC_DISPATCH(MatMulTile)(w, r0, r1, x, xq, i0, i1, y, ldy, bias, wbuf);
+}
+
+const char* MatMulTargetName() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+}  // namespace ts::cpu
+#endif  // HWY_ONCE

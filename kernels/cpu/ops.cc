@@ -1,0 +1,111 @@
+// Scalar implementations of the small ops. Compiled for the baseline ISA (no FMA contraction),
+// so every row rounds the same way on every machine of one build.
+#include "kernels/cpu/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/dequant.h"
+#include "kernels/cpu/quant_blocks.h"
+
+namespace ts::cpu {
+namespace {
+
+// Rows per task for row-wise ops: small ops on one row are not worth a thread hand-off.
+int64_t RowsPerTask(int64_t dim) {
+  constexpr int64_t kMinElemsPerTask = 16384;
+  return std::max<int64_t>(1, kMinElemsPerTask / std::max<int64_t>(1, dim));
+}
+
+template <typename Fn>
+void ForRows(ThreadPool& pool, int64_t n, int64_t dim, Fn&& fn) {
+  const int64_t per = RowsPerTask(dim);
+  const int64_t tasks = (n + per - 1) / per;
+  pool.ParallelFor(tasks, [&](int64_t t, int) {
+    for (int64_t i = t * per; i < std::min(n, (t + 1) * per); ++i) fn(i);
+  });
+}
+
+}  // namespace
+
+void Embed(ThreadPool& pool, const Matrix& table, const int32_t* ids, int64_t n, float* out) {
+  ForRows(pool, n, table.cols, [&](int64_t i) {
+    DequantizeRow(table.dtype, table.Row(ids[i]), out + i * table.cols, table.cols);
+  });
+}
+
+void RmsNorm(ThreadPool& pool, const float* x, const float* weight, int64_t n, int64_t dim,
+             float eps, float* out) {
+  ForRows(pool, n, dim, [&](int64_t i) {
+    const float* xi = x + i * dim;
+    float* oi = out + i * dim;
+    float ss = 0.0f;
+    for (int64_t j = 0; j < dim; ++j) ss += xi[j] * xi[j];
+    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+    for (int64_t j = 0; j < dim; ++j) oi[j] = weight[j] * (xi[j] * inv);
+  });
+}
+
+void Rope(ThreadPool& pool, float* x, int64_t n, int n_heads, int head_dim,
+          const int32_t* positions, const float* inv_freq, float mscale, RopeStyle style) {
+  const int half = head_dim / 2;
+  ForRows(pool, n, static_cast<int64_t>(n_heads) * head_dim, [&](int64_t i) {
+    float cos_t[256], sin_t[256];  // (half); head_dim <= 512
+    for (int j = 0; j < half; ++j) {
+      const float angle = static_cast<float>(positions[i]) * inv_freq[j];
+      cos_t[j] = std::cos(angle) * mscale;
+      sin_t[j] = std::sin(angle) * mscale;
+    }
+    for (int h = 0; h < n_heads; ++h) {
+      float* xh = x + (i * n_heads + h) * head_dim;
+      for (int j = 0; j < half; ++j) {
+        const int a = style == RopeStyle::kNeox ? j : 2 * j;
+        const int b = style == RopeStyle::kNeox ? j + half : 2 * j + 1;
+        const float x0 = xh[a], x1 = xh[b];
+        xh[a] = x0 * cos_t[j] - x1 * sin_t[j];
+        xh[b] = x1 * cos_t[j] + x0 * sin_t[j];
+      }
+    }
+  });
+}
+
+void StoreKv(const KvLayerView& cache, const float* k, const float* v, int64_t n,
+             const int32_t* slots) {
+  const int hd = cache.head_dim;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int h = 0; h < cache.n_kv_heads; ++h) {
+      const float* ks = k + (i * cache.n_kv_heads + h) * hd;
+      const float* vs = v + (i * cache.n_kv_heads + h) * hd;
+      const int64_t dst = (static_cast<int64_t>(h) * cache.capacity + slots[i]) * hd;
+      if (cache.dtype == DType::kBF16) {
+        auto* kd = static_cast<uint16_t*>(cache.k) + dst;
+        auto* vd = static_cast<uint16_t*>(cache.v) + dst;
+        for (int d = 0; d < hd; ++d) {
+          kd[d] = F32ToBF16(ks[d]);
+          vd[d] = F32ToBF16(vs[d]);
+        }
+      } else {
+        std::memcpy(static_cast<float*>(cache.k) + dst, ks, hd * sizeof(float));
+        std::memcpy(static_cast<float*>(cache.v) + dst, vs, hd * sizeof(float));
+      }
+    }
+  }
+}
+
+void SwiGlu(ThreadPool& pool, const float* gate, const float* up, int64_t n, int64_t dim,
+            float* out) {
+  ForRows(pool, n, dim, [&](int64_t i) {
+    for (int64_t j = i * dim; j < (i + 1) * dim; ++j) {
+      const float g = gate[j];
+      out[j] = g / (1.0f + std::exp(-g)) * up[j];
+    }
+  });
+}
+
+void Add(ThreadPool& pool, float* x, const float* y, int64_t count) {
+  (void)pool;  // memory-bound and tiny for decode; one pass on the caller
+  for (int64_t j = 0; j < count; ++j) x[j] += y[j];
+}
+
+}  // namespace ts::cpu

@@ -1,0 +1,374 @@
+// Host side of the CUDA backend: argument checks, error bookkeeping, memory helpers and dispatch
+// to the kernels (launch.h) or to cuBLASLt (cublaslt_matmul.h). See cuda_backend.h.
+#include "kernels/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cuda/cublaslt_matmul.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.h"
+
+namespace ts {
+
+// ---- DeviceBuffer --------------------------------------------------------------------------
+
+DeviceBuffer::~DeviceBuffer() { Reset(); }
+
+DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
+    : device_(std::exchange(other.device_, -1)),
+      data_(std::exchange(other.data_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)) {}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    device_ = std::exchange(other.device_, -1);
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+void DeviceBuffer::Reset() {
+  if (data_ != nullptr) {
+    int current = -1;
+    cudaGetDevice(&current);
+    if (current != device_) cudaSetDevice(device_);
+    cudaFree(data_);  // a failure here cannot be reported from a destructor
+    if (current != device_ && current >= 0) cudaSetDevice(current);
+  }
+  data_ = nullptr;
+  bytes_ = 0;
+}
+
+StatusOr<Matrix> CudaBackend::UploadMatrix(const Matrix& host, DeviceBuffer* storage) {
+  const size_t bytes = host.row_bytes * static_cast<size_t>(host.rows);
+  TS_ASSIGN_OR_RETURN(*storage, Alloc(bytes));
+  TS_RETURN_IF_ERROR(CopyToDevice(storage->data(), host.data, bytes));
+  Matrix m = host;
+  m.data = storage->data();
+  return m;
+}
+
+namespace {
+
+using cuda::kMaxHeadDim;
+using cuda::kMaxMatMulRows;
+
+bool Aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+
+std::string DecodeErrorWord(int bits) {
+  std::string s;
+  if (bits & cuda::kErrEmbedIdOutOfRange) absl::StrAppend(&s, " Embed: token id out of range;");
+  if (bits & cuda::kErrStoreSlotOutOfRange) absl::StrAppend(&s, " StoreKv: slot out of range;");
+  if (bits & cuda::kErrAttentionSlotOutOfRange) {
+    absl::StrAppend(&s, " Attention: extra slot out of range;");
+  }
+  if (bits & cuda::kErrAttentionBadMask) {
+    absl::StrAppend(&s, " Attention: prefix_len > capacity or extra_begin decreasing;");
+  }
+  return s;
+}
+
+class CudaBackendImpl final : public CudaBackend {
+ public:
+  CudaBackendImpl(int device, CudaBackendOptions options) : device_(device), options_(options) {}
+
+  ~CudaBackendImpl() override {
+    cudaSetDevice(device_);
+    if (stream_ != nullptr) {
+      cudaStreamSynchronize(stream_);
+      cudaStreamDestroy(stream_);
+    }
+  }
+
+  Status Init() {
+    int count = 0;
+    TS_CUDA_RETURN_IF_ERROR(cudaGetDeviceCount(&count));
+    if (device_ < 0 || device_ >= count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CUDA device ", device_, " requested, but ", count, " visible"));
+    }
+    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    cudaDeviceProp prop;
+    TS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, device_));
+    name_ = absl::StrCat("cuda:", device_, " (", prop.name, ", sm_", prop.major, prop.minor, ")");
+    TS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    TS_ASSIGN_OR_RETURN(err_word_, Alloc(sizeof(int)));
+    TS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(err_word_.data(), 0, sizeof(int), stream_));
+    if (options_.cublaslt_for_float_weights) {
+      TS_ASSIGN_OR_RETURN(cublaslt_, cuda::CublasLtMatmul::Create());
+    }
+    return Synchronize();
+  }
+
+  std::string Name() const override { return name_; }
+
+  // ---- memory ----
+  StatusOr<DeviceBuffer> Alloc(size_t bytes) override {
+    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    void* p = nullptr;
+    if (bytes > 0) TS_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, bytes));
+    return DeviceBuffer(device_, p, bytes);
+  }
+  Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
+    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    TS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    TS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return absl::OkStatus();
+  }
+  Status CopyToDeviceAsync(void* dst, const void* src, size_t bytes) override {
+    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    TS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    return absl::OkStatus();
+  }
+  Status CopyToHost(void* dst, const void* src, size_t bytes) override {
+    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    TS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    TS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return absl::OkStatus();
+  }
+  Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes) override {
+    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    TS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+    return absl::OkStatus();
+  }
+  Status Memset(void* dst, int value, size_t bytes) override {
+    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    TS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dst, value, bytes, stream_));
+    return absl::OkStatus();
+  }
+  Status Synchronize() override {
+    Record(SyncAndReadErrorWord());
+    return status_;
+  }
+  Status status() const override { return status_; }
+  Status ReserveScratch(int64_t max_rows, int64_t max_cols) override {
+    if (cublaslt_ == nullptr) return absl::OkStatus();
+    return EnsureScratch(static_cast<size_t>(max_rows * max_cols) * sizeof(uint16_t));
+  }
+  int device() const override { return device_; }
+  void* stream() const override { return stream_; }
+
+  // ---- ops ----
+  void MatMul(const Matrix& w, const float* x, int64_t n, float* y, const float* bias) override {
+    if (!Begin("MatMul", n)) return;
+    if (!CheckMatrix("MatMul", w) || !Check(x != nullptr && y != nullptr, "MatMul: null x or y") ||
+        !Check(n <= kMaxMatMulRows, "MatMul: n above ", kMaxMatMulRows)) {
+      return;
+    }
+    if (cublaslt_ != nullptr && !IsQuantized(w.dtype)) {
+      MatMulCublasLt(w, x, n, y, bias);
+      return;
+    }
+    cuda::LaunchMatMul(w.dtype, w.data, w.rows, w.cols, w.row_bytes, x, n, y, bias, stream_);
+    CheckLaunch(__FILE__, __LINE__, "MatMul");
+  }
+
+  void Embed(const Matrix& table, const int32_t* ids, int64_t n, float* out) override {
+    if (!Begin("Embed", n)) return;
+    if (!CheckMatrix("Embed", table) ||
+        !Check(ids != nullptr && out != nullptr, "Embed: null ids or out")) {
+      return;
+    }
+    cuda::LaunchEmbed(table.dtype, table.data, table.rows, table.cols, table.row_bytes, ids, n, out,
+                      ErrWord(), stream_);
+    CheckLaunch(__FILE__, __LINE__, "Embed");
+  }
+
+  void RmsNorm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
+               float* out) override {
+    if (!Begin("RmsNorm", n)) return;
+    if (!Check(x != nullptr && weight != nullptr && out != nullptr && dim > 0,
+               "RmsNorm: null pointer or dim <= 0")) {
+      return;
+    }
+    cuda::LaunchRmsNorm(x, weight, n, dim, eps, out, stream_);
+    CheckLaunch(__FILE__, __LINE__, "RmsNorm");
+  }
+
+  void Rope(float* x, int64_t n, int n_heads, int head_dim, const int32_t* positions,
+            const float* inv_freq, float mscale, RopeStyle style) override {
+    if (!Begin("Rope", n)) return;
+    if (!Check(x != nullptr && positions != nullptr && inv_freq != nullptr && n_heads > 0 &&
+                   head_dim > 0 && head_dim % 2 == 0,
+               "Rope: null pointer, n_heads <= 0 or odd head_dim ", head_dim)) {
+      return;
+    }
+    cuda::LaunchRope(x, n, n_heads, head_dim, positions, inv_freq, mscale,
+                     style == RopeStyle::kInterleaved, stream_);
+    CheckLaunch(__FILE__, __LINE__, "Rope");
+  }
+
+  void StoreKv(const KvLayerView& cache, const float* k, const float* v, int64_t n,
+               const int32_t* slots) override {
+    if (!Begin("StoreKv", n)) return;
+    if (!CheckCache("StoreKv", cache) ||
+        !Check(k != nullptr && v != nullptr && slots != nullptr, "StoreKv: null k, v or slots")) {
+      return;
+    }
+    cuda::LaunchStoreKv(cache.k, cache.v, cache.dtype == DType::kBF16, cache.n_kv_heads,
+                        cache.head_dim, cache.capacity, k, v, n, slots, ErrWord(), stream_);
+    CheckLaunch(__FILE__, __LINE__, "StoreKv");
+  }
+
+  void Attention(const float* q, int64_t n, int n_heads, const KvLayerView& cache,
+                 const AttentionMask& mask, float scale, float* out) override {
+    if (!Begin("Attention", n)) return;
+    if (!CheckCache("Attention", cache) ||
+        !Check(q != nullptr && out != nullptr && mask.prefix_len != nullptr,
+               "Attention: null q, out or mask.prefix_len") ||
+        !Check(mask.extra_begin == nullptr || mask.extra_slots != nullptr,
+               "Attention: mask.extra_begin without mask.extra_slots") ||
+        !Check(n_heads > 0 && n_heads % cache.n_kv_heads == 0, "Attention: n_heads ", n_heads,
+               " is not a multiple of n_kv_heads ", cache.n_kv_heads) ||
+        !Check(cache.head_dim % 32 == 0 && cache.head_dim <= kMaxHeadDim, "Attention: head_dim ",
+               cache.head_dim, " is not a multiple of 32 up to ", kMaxHeadDim) ||
+        !Check(n * n_heads <= INT32_MAX, "Attention: n * n_heads too large")) {
+      return;
+    }
+    cuda::LaunchAttention(q, n, n_heads, cache.k, cache.v, cache.dtype == DType::kBF16,
+                          cache.n_kv_heads, cache.head_dim, cache.capacity, mask.prefix_len,
+                          mask.extra_begin, mask.extra_slots, scale, out, ErrWord(), stream_);
+    CheckLaunch(__FILE__, __LINE__, "Attention");
+  }
+
+  void SwiGlu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) override {
+    if (!Begin("SwiGlu", n)) return;
+    if (!Check(gate != nullptr && up != nullptr && out != nullptr, "SwiGlu: null pointer")) return;
+    cuda::LaunchSwiGlu(gate, up, n * dim, out, stream_);
+    CheckLaunch(__FILE__, __LINE__, "SwiGlu");
+  }
+
+  void Add(float* x, const float* y, int64_t count) override {
+    if (!Begin("Add", count)) return;
+    if (!Check(x != nullptr && y != nullptr, "Add: null pointer")) return;
+    cuda::LaunchAdd(x, y, count, stream_);
+    CheckLaunch(__FILE__, __LINE__, "Add");
+  }
+
+ private:
+  // False when the op should not run: an earlier error, or nothing to do.
+  bool Begin(const char* op, int64_t n) {
+    if (!status_.ok() || n <= 0) {
+      if (n < 0) Record(absl::InvalidArgumentError(absl::StrCat(op, ": negative size ", n)));
+      return false;
+    }
+    const cudaError_t e = cudaSetDevice(device_);
+    if (e != cudaSuccess) CheckLaunch(__FILE__, __LINE__, op);
+    return status_.ok();
+  }
+
+  template <typename... Args>
+  bool Check(bool ok, const Args&... message) {
+    if (!ok) Record(absl::InvalidArgumentError(absl::StrCat("CudaBackend::", message...)));
+    return ok;
+  }
+
+  bool CheckMatrix(const char* op, const Matrix& w) {
+    const DTypeInfo info = GetDTypeInfo(w.dtype);
+    const std::string name(info.name);
+    const size_t align = w.dtype == DType::kF32 ? 4 : 2;
+    return Check(w.data != nullptr && w.rows > 0 && w.cols > 0, op, ": empty weight matrix") &&
+           Check(w.cols % info.block_elems == 0, op, ": ", name, " matrix with ", w.cols,
+                 " columns, not a multiple of ", info.block_elems) &&
+           Check(w.row_bytes == RowBytes(w.dtype, w.cols), op, ": row_bytes ", w.row_bytes, " for ",
+                 name, " x ", w.cols, ", expected ", RowBytes(w.dtype, w.cols)) &&
+           Check(Aligned(w.data, align) && w.row_bytes % align == 0, op, ": ", name,
+                 " weight data not ", align, "-byte aligned");
+  }
+
+  bool CheckCache(const char* op, const KvLayerView& c) {
+    return Check(c.k != nullptr && c.v != nullptr && c.n_kv_heads > 0 && c.head_dim > 0 &&
+                     c.capacity > 0,
+                 op, ": empty KV cache view") &&
+           Check(c.dtype == DType::kF32 || c.dtype == DType::kBF16, op, ": KV cache dtype ",
+                 std::string(GetDTypeInfo(c.dtype).name), ", expected f32 or bf16");
+  }
+
+  void CheckLaunch(const char* file, int line, const char* op) {
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) {
+      Record(RuntimeFailure(file, ":", line, ": ", op, " launch failed: ", cudaGetErrorName(e),
+                            " (", cudaGetErrorString(e), ")"));
+    }
+  }
+
+  void Record(Status s) {
+    if (status_.ok() && !s.ok()) status_ = std::move(s);
+  }
+
+  int* ErrWord() { return err_word_.as<int>(); }
+
+  Status SyncAndReadErrorWord() {
+    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    TS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    if (err_word_.data() == nullptr) return absl::OkStatus();
+    int bits = 0;
+    TS_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(&bits, err_word_.data(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    TS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    if (bits != 0) {
+      return absl::OutOfRangeError(
+          absl::StrCat(__FILE__, ":", __LINE__, ": device reported:", DecodeErrorWord(bits)));
+    }
+    return absl::OkStatus();
+  }
+
+  Status EnsureScratch(size_t bytes) {
+    if (scratch_.size() >= bytes) return absl::OkStatus();
+    TS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));  // old buffer may be in use
+    scratch_ = DeviceBuffer();
+    TS_ASSIGN_OR_RETURN(scratch_, Alloc(bytes));
+    return absl::OkStatus();
+  }
+
+  void MatMulCublasLt(const Matrix& w, const float* x, int64_t n, float* y, const float* bias) {
+    const void* xw = x;
+    if (w.dtype != DType::kF32) {
+      const int64_t count = n * w.cols;
+      Status s = EnsureScratch(static_cast<size_t>(count) * sizeof(uint16_t));
+      if (!s.ok()) return Record(std::move(s));
+      cuda::LaunchConvertF32(x, count, w.dtype == DType::kBF16, scratch_.data(), stream_);
+      CheckLaunch(__FILE__, __LINE__, "MatMul (convert x)");
+      xw = scratch_.data();
+    }
+    Record(cublaslt_->Run(w, xw, n, y, stream_));
+    if (bias != nullptr && status_.ok()) {
+      cuda::LaunchAddBias(y, bias, n, w.rows, stream_);
+      CheckLaunch(__FILE__, __LINE__, "MatMul (bias)");
+    }
+  }
+
+  const int device_;
+  const CudaBackendOptions options_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  DeviceBuffer err_word_;  // one int: ErrorBits set by kernels
+  DeviceBuffer scratch_;   // x rounded to f16/bf16 for the cuBLASLt path
+  std::unique_ptr<cuda::CublasLtMatmul> cublaslt_;
+  Status status_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<CudaBackend>> CreateCudaBackend(int device,
+                                                         const CudaBackendOptions& options) {
+  auto backend = std::make_unique<CudaBackendImpl>(device, options);
+  TS_RETURN_IF_ERROR(backend->Init());
+  return std::unique_ptr<CudaBackend>(std::move(backend));
+}
+
+std::unique_ptr<Backend> MakeCudaBackend(int device) {
+  StatusOr<std::unique_ptr<CudaBackend>> backend = CreateCudaBackend(device);
+  if (!backend.ok()) return nullptr;
+  return std::move(*backend);
+}
+
+}  // namespace ts

@@ -1,0 +1,61 @@
+#include "launch/cli_common.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace ts::cli {
+
+std::string CacheDir() {
+  if (const char* dir = std::getenv("TS_CACHE_DIR"); dir != nullptr && *dir != '\0') return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/tokenswift";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.cache/tokenswift";
+}
+
+std::string DefaultModelPath() {
+  return CacheDir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+void AddBackendOptions(CLI::App* app, BackendOptions* options) {
+  app->add_option("-t,--threads", options->threads, "CPU threads (0 = all hardware threads)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--kv-dtype", options->kv_dtype, "KV cache element type: f32 or bf16")
+      ->capture_default_str();
+  app->add_option("-b,--batch-size", options->batch_size, "tokens per prefill forward pass")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+}
+
+StatusOr<DType> ParseKvDtype(const std::string& name) {
+  if (name == "f32") return DType::kF32;
+  if (name == "bf16") return DType::kBF16;
+  return BadInput("--kv-dtype: expected f32 or bf16, got '", name, "'");
+}
+
+StatusOr<std::unique_ptr<Backend>> MakeBackend(const BackendOptions& options) {
+  int threads = options.threads;
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return MakeCpuBackend(threads);
+}
+
+Status WriteJson(const std::string& path, const nlohmann::json& json) {
+  std::ofstream out(path);
+  if (!out) return BadInput(path, ": cannot open for writing");
+  out << json.dump(2) << "\n";
+  if (!out) return absl::InternalError(absl::StrCat(path, ": write failed"));
+  return absl::OkStatus();
+}
+
+StatusOr<std::string> ReadFile(const std::string& path, const std::string& flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return BadInput(flag, ": cannot read '", path, "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace ts::cli

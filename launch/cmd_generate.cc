@@ -1,0 +1,224 @@
+// `tokenswift generate`: stream a generation from a prompt (DESIGN.md section 5).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "launch/cli_common.h"
+#include "launch/commands.h"
+#include "nlohmann/json.hpp"
+#include "runtime/decode/ar_decoder.h"
+#include "runtime/engine/generator.h"
+#include "runtime/engine/model.h"
+#include "runtime/engine/text_stats.h"
+#include "spdlog/spdlog.h"
+
+namespace ts::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model;
+  std::string heads;
+  std::string prompt;
+  std::string prompt_file;
+  bool chat = false;
+  int64_t max_new_tokens = 256;
+  std::string mode = "ar";
+  SamplingParams sampling;
+  bool ignore_eos = false;
+  int64_t ctx_size = 0;
+  std::string output;
+  std::string stats_json;
+  bool quiet = false;
+  BackendOptions backend;
+};
+
+// Streams text to stdout as tokens are committed, and a progress line to stderr when stderr is
+// a terminal and stdout is not (the two would interleave otherwise).
+class StreamSink : public TokenSink {
+ public:
+  StreamSink(const Tokenizer& tokenizer, bool print_text, int64_t max_new_tokens)
+      : tokenizer_(tokenizer),
+        print_text_(print_text),
+        max_new_tokens_(max_new_tokens),
+        progress_(isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO)) {}
+
+  void OnTokens(std::span<const int32_t> tokens, int64_t generated, double seconds) override {
+    if (print_text_) {
+      for (int32_t id : tokens) {
+        if (tokenizer_.IsControl(id)) continue;
+        const std::string bytes = tokenizer_.TokenBytes(id);
+        std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+      }
+      std::fflush(stdout);
+    }
+    if (progress_ && (generated - last_progress_ >= 64 || generated == max_new_tokens_)) {
+      last_progress_ = generated;
+      std::fprintf(stderr, "\r[%lld/%lld] %.1f tok/s   ", static_cast<long long>(generated),
+                   static_cast<long long>(max_new_tokens_),
+                   seconds > 0 ? static_cast<double>(generated) / seconds : 0.0);
+      std::fflush(stderr);
+    }
+  }
+  void Finish() {
+    if (progress_ && last_progress_ > 0) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  const Tokenizer& tokenizer_;
+  bool print_text_;
+  int64_t max_new_tokens_;
+  bool progress_;
+  int64_t last_progress_ = 0;
+};
+
+StatusOr<std::string> ApplyChatTemplate(const Tokenizer& tokenizer, const std::string& prompt) {
+  // ChatML, the template of SmolLM2 and Qwen2 instruct models.
+  const std::vector<int32_t> start = tokenizer.Encode("<|im_start|>", false);
+  if (start.size() != 1 || !tokenizer.IsControl(start[0])) {
+    return BadInput("--chat: the model's vocabulary has no <|im_start|> token (ChatML)");
+  }
+  return "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
+}
+
+Status RunGenerate(const GenerateArgs& args) {
+  TS_RETURN_IF_ERROR(Validate(args.sampling));
+  if (args.mode != "ar") {
+    return BadInput("--mode ", args.mode, ": not available in this build yet (use --mode ar)");
+  }
+  if (args.prompt.empty() == args.prompt_file.empty()) {
+    return BadInput("--prompt / --prompt-file: expected exactly one of them");
+  }
+  if (args.max_new_tokens < 1) return BadInput("--max-new-tokens: expected at least 1");
+  TS_ASSIGN_OR_RETURN(const DType kv_dtype, ParseKvDtype(args.backend.kv_dtype));
+  std::string prompt = args.prompt;
+  if (!args.prompt_file.empty()) {
+    TS_ASSIGN_OR_RETURN(prompt, ReadFile(args.prompt_file, "--prompt-file"));
+  }
+
+  TS_ASSIGN_OR_RETURN(Model model, LoadModel(args.model, /*require_tokenizer=*/true));
+  const ModelConfig& config = model.config();
+  if (args.chat) {
+    TS_ASSIGN_OR_RETURN(prompt, ApplyChatTemplate(*model.tokenizer, prompt));
+  }
+  const std::vector<int32_t> prompt_ids = model.tokenizer->Encode(prompt, /*add_special=*/true);
+  if (prompt_ids.empty()) return BadInput("--prompt: the prompt encodes to no tokens");
+
+  const int64_t ctx = args.ctx_size > 0 ? args.ctx_size : config.max_position;
+  const int64_t needed = static_cast<int64_t>(prompt_ids.size()) + args.max_new_tokens;
+  if (needed > ctx) {
+    return BadInput("--max-new-tokens: prompt (", prompt_ids.size(), " tokens) + ",
+                    args.max_new_tokens, " new tokens exceed the context of ", ctx,
+                    " tokens (raise --ctx-size)");
+  }
+  if (ctx > config.max_position) {
+    spdlog::warn("--ctx-size {} is beyond the model's trained context of {} tokens", ctx,
+                 config.max_position);
+  }
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(config, needed, kv_dtype));
+  spdlog::info("model {}: {} layers, hidden {}, vocab {}; prompt {} tokens; KV cache {:.1f} MiB",
+               args.model, config.n_layers, config.hidden_size, config.vocab_size,
+               prompt_ids.size(), cache->bytes() / 1048576.0);
+
+  Transformer transformer(config, model.weights(), backend.get(), args.backend.batch_size);
+  ArDecoder decoder(&transformer, cache.get(), args.sampling);
+  GenerationLimits limits;
+  limits.max_new_tokens = args.max_new_tokens;
+  limits.ignore_eos = args.ignore_eos;
+  limits.eos_ids = config.eos_ids;
+  StreamSink sink(*model.tokenizer, !args.quiet, args.max_new_tokens);
+  TS_ASSIGN_OR_RETURN(GenerationResult result, Generate(decoder, prompt_ids, limits, &sink));
+  sink.Finish();
+  if (!args.quiet) std::printf("\n");
+
+  const int64_t generated = static_cast<int64_t>(result.tokens.size());
+  const double tps = result.decode_seconds > 0 ? generated / result.decode_seconds : 0.0;
+  std::fprintf(stderr,
+               "tokenswift: mode %s, prompt %lld tokens (%.1f tok/s), generated %lld tokens in "
+               "%.2f s (%.1f tok/s), stop: %s\n",
+               args.mode.c_str(), static_cast<long long>(result.prompt_tokens),
+               result.prefill_seconds > 0 ? result.prompt_tokens / result.prefill_seconds : 0.0,
+               static_cast<long long>(generated), result.decode_seconds, tps,
+               result.stop_reason.c_str());
+
+  if (!args.output.empty()) {
+    std::ofstream out(args.output);
+    if (!out) return BadInput("--output: cannot open '", args.output, "' for writing");
+    for (int32_t id : result.tokens) out << id << "\n";
+  }
+  if (!args.stats_json.empty()) {
+    const DecodeCounters& c = result.counters;
+    nlohmann::json j;
+    j["mode"] = args.mode;
+    j["model"] = args.model;
+    j["prompt_tokens"] = result.prompt_tokens;
+    j["generated_tokens"] = generated;
+    j["seconds"] = result.decode_seconds;
+    j["prefill_seconds"] = result.prefill_seconds;
+    j["tokens_per_second"] = tps;
+    j["steps"] = c.steps;
+    j["mean_accepted_per_step"] = c.steps > 0 ? static_cast<double>(c.committed) / c.steps : 0.0;
+    j["acceptance_rate"] = c.drafted > 0 ? static_cast<double>(c.accepted) / c.drafted : 0.0;
+    j["ngram_accepted_share"] =
+        c.accepted > 0 ? static_cast<double>(c.accepted_ngram) / c.accepted : 0.0;
+    for (int n = 1; n <= 4; ++n) j["distinct_" + std::to_string(n)] = DistinctN(result.tokens, n);
+    j["peak_rss_bytes"] = PeakRssBytes();
+    j["stop_reason"] = result.stop_reason;
+    j["threads"] = args.backend.threads;
+    j["seed"] = args.sampling.seed;
+    TS_RETURN_IF_ERROR(WriteJson(args.stats_json, j));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void RegisterGenerate(CLI::App& app, Status* result) {
+  auto args = std::make_shared<GenerateArgs>();
+  args->model = DefaultModelPath();
+  // TokenSwift's sampling defaults (DESIGN.md 1.6): temperature 1, min-p 0.1, penalty 1.2 / 1024.
+  args->sampling.temperature = 1.0f;
+  args->sampling.min_p = 0.1f;
+  args->sampling.penalty = 1.2f;
+  args->sampling.penalty_window = 1024;
+  CLI::App* sub = app.add_subcommand("generate", "generate text from a prompt, streamed to stdout");
+  sub->add_option("-m,--model", args->model, "GGUF file or HF model directory")
+      ->capture_default_str();
+  sub->add_option("--heads", args->heads, "draft heads (safetensors) for --mode tokenswift");
+  sub->add_option("-p,--prompt", args->prompt, "prompt text");
+  sub->add_option("-f,--prompt-file", args->prompt_file, "file holding the prompt text");
+  sub->add_flag("--chat", args->chat, "wrap the prompt in the model's chat template (ChatML)");
+  sub->add_option("-n,--max-new-tokens", args->max_new_tokens, "tokens to generate")
+      ->capture_default_str();
+  sub->add_option("--mode", args->mode, "ar or tokenswift")->capture_default_str();
+  sub->add_option("-s,--seed", args->sampling.seed, "sampling seed")->capture_default_str();
+  sub->add_option("--temperature,--temp", args->sampling.temperature, "0 = greedy")
+      ->capture_default_str();
+  sub->add_option("--top-p", args->sampling.top_p, "nucleus sampling (1 = off)")
+      ->capture_default_str();
+  sub->add_option("--top-k", args->sampling.top_k, "top-k sampling (0 = off)")
+      ->capture_default_str();
+  sub->add_option("--min-p", args->sampling.min_p, "min-p sampling (0 = off)")
+      ->capture_default_str();
+  sub->add_option("--eta", args->sampling.eta, "eta sampling epsilon (0 = off)")
+      ->capture_default_str();
+  sub->add_option("--penalty,--repeat-penalty", args->sampling.penalty,
+                  "contextual repetition penalty (1 = off)")
+      ->capture_default_str();
+  sub->add_option("--penalty-window,--repeat-last-n", args->sampling.penalty_window,
+                  "tokens the penalty looks back over")
+      ->capture_default_str();
+  sub->add_flag("--ignore-eos", args->ignore_eos, "keep generating past end-of-sequence");
+  sub->add_option("-c,--ctx-size", args->ctx_size,
+                  "context limit for prompt + new tokens (default: the model's)");
+  sub->add_option("-o,--output", args->output, "write generated token ids, one per line");
+  sub->add_option("--stats-json", args->stats_json, "write run statistics as JSON");
+  sub->add_flag("-q,--quiet", args->quiet, "do not print the generated text");
+  AddBackendOptions(sub, &args->backend);
+  sub->callback([args, result] { *result = RunGenerate(*args); });
+}
+
+}  // namespace ts::cli

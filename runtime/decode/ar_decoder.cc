@@ -1,0 +1,70 @@
+#include "runtime/decode/ar_decoder.h"
+
+#include <algorithm>
+
+namespace ts {
+
+ArDecoder::ArDecoder(Transformer* model, KvCache* cache, const SamplingParams& params)
+    : model_(model),
+      cache_(cache),
+      params_(params),
+      sampler_(params, model->config().vocab_size),
+      logits_(model->config().vocab_size) {
+  const int64_t max_batch = model->max_batch();
+  positions_.resize(max_batch);
+  prefix_len_.resize(max_batch);
+  rows_.resize(1);
+  tokens_.reserve(cache->capacity());
+}
+
+Status ArDecoder::Run(int64_t begin, int64_t end) {
+  const int64_t chunk = model_->max_batch();
+  for (int64_t start = begin; start < end; start += chunk) {
+    const int64_t n = std::min(chunk, end - start);
+    for (int64_t i = 0; i < n; ++i) {
+      positions_[i] = static_cast<int32_t>(start + i);
+      prefix_len_[i] = static_cast<int32_t>(start + i + 1);
+    }
+    rows_[0] = static_cast<int32_t>(n - 1);
+    ForwardBatch batch;
+    batch.tokens = std::span<const int32_t>(tokens_.data() + start, n);
+    batch.positions = std::span<const int32_t>(positions_.data(), n);
+    batch.slots = batch.positions;  // AR: slot = position
+    batch.mask.prefix_len = prefix_len_.data();
+    const bool last_chunk = start + n == end;
+    batch.logits_rows = std::span<const int32_t>(rows_.data(), last_chunk ? 1 : 0);
+    TS_RETURN_IF_ERROR(model_->Forward(batch, *cache_, logits_.data()));
+  }
+  forwarded_ = end;
+  return absl::OkStatus();
+}
+
+Status ArDecoder::Prefill(std::span<const int32_t> prompt) {
+  if (prompt.empty()) return BadInput("prompt: expected at least one token");
+  if (static_cast<int64_t>(prompt.size()) >= cache_->capacity()) {
+    return BadInput("prompt: ", prompt.size(), " tokens leave no room in a context of ",
+                    cache_->capacity());
+  }
+  tokens_.assign(prompt.begin(), prompt.end());
+  return Run(0, static_cast<int64_t>(tokens_.size()));
+}
+
+Status ArDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
+  out.clear();
+  if (max_tokens < 1) return absl::OkStatus();
+  const int64_t n = static_cast<int64_t>(tokens_.size());
+  if (forwarded_ < n) TS_RETURN_IF_ERROR(Run(forwarded_, n));
+  if (n >= cache_->capacity()) {
+    return absl::OutOfRangeError(absl::StrCat("context full: ", n, " tokens"));
+  }
+  const int64_t window = std::min<int64_t>(params_.penalty_window, n);
+  const int32_t token = sampler_.Sample(
+      logits_.data(), std::span<const int32_t>(tokens_.data() + n - window, window), n);
+  tokens_.push_back(token);
+  out.push_back(token);
+  ++counters_.steps;
+  ++counters_.committed;
+  return absl::OkStatus();
+}
+
+}  // namespace ts

@@ -1,0 +1,56 @@
+#include "runtime/kv/kv_cache.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ts {
+
+size_t KvCache::BytesFor(const ModelConfig& config, int64_t capacity, DType dtype) {
+  const size_t elem = dtype == DType::kBF16 ? 2 : 4;
+  return 2 * static_cast<size_t>(config.n_layers) * static_cast<size_t>(config.n_kv_heads) *
+         static_cast<size_t>(capacity) * static_cast<size_t>(config.head_dim) * elem;
+}
+
+StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const ModelConfig& config, int64_t capacity,
+                                                   DType dtype) {
+  if (dtype != DType::kF32 && dtype != DType::kBF16) {
+    return BadInput("--kv-dtype: expected f32 or bf16");
+  }
+  if (capacity <= 0) return BadInput("KV cache: capacity must be positive, got ", capacity);
+  std::unique_ptr<KvCache> cache(new KvCache());
+  cache->n_layers_ = config.n_layers;
+  cache->n_kv_heads_ = config.n_kv_heads;
+  cache->head_dim_ = config.head_dim;
+  cache->capacity_ = capacity;
+  cache->dtype_ = dtype;
+  cache->bytes_ = BytesFor(config, capacity, dtype);
+  cache->layer_bytes_ = cache->bytes_ / static_cast<size_t>(config.n_layers);
+  void* p = mmap(nullptr, cache->bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED) {
+    return absl::ResourceExhaustedError(absl::StrCat("KV cache: cannot reserve ", cache->bytes_,
+                                                     " bytes: ", std::strerror(errno)));
+  }
+  cache->memory_ = p;
+  return cache;
+}
+
+KvCache::~KvCache() {
+  if (memory_ != nullptr) munmap(memory_, bytes_);
+}
+
+KvLayerView KvCache::Layer(int layer) const {
+  KvLayerView view;
+  uint8_t* base = static_cast<uint8_t*>(memory_) + static_cast<size_t>(layer) * layer_bytes_;
+  view.k = base;
+  view.v = base + layer_bytes_ / 2;
+  view.dtype = dtype_;
+  view.n_kv_heads = n_kv_heads_;
+  view.head_dim = head_dim_;
+  view.capacity = capacity_;
+  return view;
+}
+
+}  // namespace ts

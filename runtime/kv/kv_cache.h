@@ -1,0 +1,45 @@
+// The full KV cache of one sequence: for every layer, K and V as (n_kv_heads, capacity, head_dim)
+// in f32 or bf16. Allocated once at start-up for the whole job (prompt + max new tokens), so a job
+// that does not fit fails before any work. Slots are cache positions; the decoder decides which
+// slot holds which token (AR: slot = position; tree verification writes nodes past the committed
+// prefix and compacts the accepted path afterwards).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "kernels/backend.h"
+#include "runtime/common/status.h"
+#include "runtime/model/config.h"
+
+namespace ts {
+
+class KvCache {
+ public:
+  // Bytes a cache of `capacity` slots needs for `config` (what Create would allocate).
+  static size_t BytesFor(const ModelConfig& config, int64_t capacity, DType dtype);
+  static StatusOr<std::unique_ptr<KvCache>> Create(const ModelConfig& config, int64_t capacity,
+                                                   DType dtype);
+  ~KvCache();
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
+
+  KvLayerView Layer(int layer) const;
+  int64_t capacity() const { return capacity_; }
+  DType dtype() const { return dtype_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  KvCache() = default;
+  int n_layers_ = 0;
+  int n_kv_heads_ = 0;
+  int head_dim_ = 0;
+  int64_t capacity_ = 0;
+  DType dtype_ = DType::kF32;
+  size_t layer_bytes_ = 0;  // K and V of one layer
+  size_t bytes_ = 0;
+  void* memory_ = nullptr;  // anonymous mapping: pages are committed when first written
+};
+
+}  // namespace ts

@@ -1,0 +1,97 @@
+#include "runtime/model/transformer.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace ts {
+
+Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend* backend,
+                         int64_t max_batch)
+    : config_(config),
+      weights_(weights),
+      backend_(backend),
+      max_batch_(max_batch),
+      rope_(ComputeRope(config)),
+      attn_scale_(1.0f / std::sqrt(static_cast<float>(config.head_dim))) {
+  const int64_t hidden = config.hidden_size;
+  const int64_t q_dim = static_cast<int64_t>(config.n_heads) * config.head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(config.n_kv_heads) * config.head_dim;
+  x_.resize(max_batch * hidden);
+  h_.resize(max_batch * std::max(hidden, q_dim));
+  q_.resize(max_batch * q_dim);
+  k_.resize(max_batch * kv_dim);
+  v_.resize(max_batch * kv_dim);
+  att_.resize(max_batch * q_dim);
+  gate_.resize(max_batch * config.intermediate_size);
+  up_.resize(max_batch * config.intermediate_size);
+  out_rows_.resize(max_batch * hidden);
+}
+
+void Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache) {
+  const LayerWeights& w = weights_.layers[l];
+  const ModelConfig& c = config_;
+  Backend& b = *backend_;
+  const int64_t hidden = c.hidden_size;
+
+  // Attention block.
+  b.RmsNorm(x_.data(), w.attn_norm, n, hidden, c.rms_eps, h_.data());
+  b.MatMul(w.wq, h_.data(), n, q_.data(), w.bq);
+  b.MatMul(w.wk, h_.data(), n, k_.data(), w.bk);
+  b.MatMul(w.wv, h_.data(), n, v_.data(), w.bv);
+  b.Rope(q_.data(), n, c.n_heads, c.head_dim, batch.positions.data(), rope_.inv_freq.data(),
+         rope_.mscale, c.rope_style);
+  b.Rope(k_.data(), n, c.n_kv_heads, c.head_dim, batch.positions.data(), rope_.inv_freq.data(),
+         rope_.mscale, c.rope_style);
+  const KvLayerView kv = cache.Layer(l);
+  b.StoreKv(kv, k_.data(), v_.data(), n, batch.slots.data());
+  b.Attention(q_.data(), n, c.n_heads, kv, batch.mask, attn_scale_, att_.data());
+  b.MatMul(w.wo, att_.data(), n, h_.data());
+  b.Add(x_.data(), h_.data(), n * hidden);
+
+  // MLP block.
+  b.RmsNorm(x_.data(), w.ffn_norm, n, hidden, c.rms_eps, h_.data());
+  b.MatMul(w.w_gate, h_.data(), n, gate_.data());
+  b.MatMul(w.w_up, h_.data(), n, up_.data());
+  b.SwiGlu(gate_.data(), up_.data(), n, c.intermediate_size, gate_.data());
+  b.MatMul(w.w_down, gate_.data(), n, h_.data());
+  b.Add(x_.data(), h_.data(), n * hidden);
+}
+
+Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache, float* logits,
+                            float* hidden) {
+  const int64_t n = static_cast<int64_t>(batch.tokens.size());
+  if (n == 0 || n > max_batch_) {
+    return absl::InternalError(absl::StrCat("Forward: batch of ", n, " tokens, max ", max_batch_));
+  }
+  if (batch.positions.size() != batch.tokens.size() || batch.slots.size() != batch.tokens.size()) {
+    return absl::InternalError("Forward: tokens, positions and slots differ in length");
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= config_.vocab_size) {
+      return BadInput("token id ", batch.tokens[i], " outside the vocabulary [0, ",
+                      config_.vocab_size, ")");
+    }
+    if (batch.slots[i] < 0 || batch.slots[i] >= cache.capacity()) {
+      return absl::InternalError(absl::StrCat("Forward: cache slot ", batch.slots[i],
+                                              " outside capacity ", cache.capacity()));
+    }
+  }
+  Backend& b = *backend_;
+  const int64_t hd = config_.hidden_size;
+  b.Embed(weights_.embed, batch.tokens.data(), n, x_.data());
+  for (int l = 0; l < config_.n_layers; ++l) Layer(l, n, batch, cache);
+
+  const int64_t m = static_cast<int64_t>(batch.logits_rows.size());
+  if (m == 0) return absl::OkStatus();
+  for (int64_t i = 0; i < m; ++i) {
+    const int32_t row = batch.logits_rows[i];
+    if (row < 0 || row >= n) return absl::InternalError("Forward: logits row out of range");
+    std::memcpy(out_rows_.data() + i * hd, x_.data() + row * hd, hd * sizeof(float));
+  }
+  if (hidden != nullptr) std::memcpy(hidden, out_rows_.data(), m * hd * sizeof(float));
+  b.RmsNorm(out_rows_.data(), weights_.final_norm, m, hd, config_.rms_eps, out_rows_.data());
+  b.MatMul(weights_.lm_head, out_rows_.data(), m, logits);
+  return absl::OkStatus();
+}
+
+}  // namespace ts

@@ -1,0 +1,64 @@
+// The one forward pass of a decoder-only transformer (llama / qwen2 by configuration). Prefill,
+// AR decode, draft and tree verification all call Forward; they differ only in the batch:
+// which tokens, at which rope positions, written to which cache slots, under which mask, and
+// which rows need logits.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "runtime/common/status.h"
+#include "runtime/kv/kv_cache.h"
+#include "runtime/model/config.h"
+#include "runtime/model/rope.h"
+#include "runtime/model/weights.h"
+
+namespace ts {
+
+struct ForwardBatch {
+  std::span<const int32_t> tokens;       // (n)
+  std::span<const int32_t> positions;    // (n) rope positions
+  std::span<const int32_t> slots;        // (n) cache slots receiving this batch's K/V
+  AttentionMask mask;                    // over cache slots, see kernels/backend.h
+  std::span<const int32_t> logits_rows;  // rows whose logits are computed, in this order
+};
+
+class Transformer {
+ public:
+  // Scratch buffers are sized for batches of up to `max_batch` tokens.
+  Transformer(const ModelConfig& config, const ModelWeights& weights, Backend* backend,
+              int64_t max_batch);
+
+  // logits: (logits_rows.size(), vocab). hidden (optional): the final hidden state before the
+  // final norm for the same rows, (logits_rows.size(), hidden_size).
+  Status Forward(const ForwardBatch& batch, KvCache& cache, float* logits,
+                 float* hidden = nullptr);
+
+  const ModelConfig& config() const { return config_; }
+  int64_t max_batch() const { return max_batch_; }
+  Backend* backend() const { return backend_; }
+
+ private:
+  void Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache);
+
+  const ModelConfig& config_;
+  const ModelWeights& weights_;
+  Backend* backend_;
+  int64_t max_batch_;
+  RopeTable rope_;
+  float attn_scale_;
+  // Scratch, (max_batch, ...) each.
+  std::vector<float> x_;     // residual stream (n, hidden)
+  std::vector<float> h_;     // normed / projected (n, hidden)
+  std::vector<float> q_;     // (n, n_heads * head_dim)
+  std::vector<float> k_;     // (n, n_kv_heads * head_dim)
+  std::vector<float> v_;     // (n, n_kv_heads * head_dim)
+  std::vector<float> att_;   // (n, n_heads * head_dim)
+  std::vector<float> gate_;  // (n, intermediate)
+  std::vector<float> up_;    // (n, intermediate)
+  std::vector<float> out_rows_;  // (n, hidden) gathered rows for the head
+};
+
+}  // namespace ts

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the build and test dependencies from Debian packages (run as root on a fresh machine).
+# Skips apt when everything is already present.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git python3 python3-pip unzip
+      libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libhwy-dev libpcre2-dev
+      libgtest-dev libgmock-dev libopenmpi-dev openmpi-bin clang-format clang libclang-rt-14-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
