@@ -1,6 +1,6 @@
 // `tokenswift make-test-model`: writes a tiny deterministic HF model directory (config.json,
 // generation_config.json, model.safetensors) from a preset; see runtime/model/test_model.h.
-//   tokenswift make-test-model --preset llama-mha --out /tmp/llama-mha [--dtype f32|bf16|f16]
+//   tokenswift make-test-model --preset llama-mha --out DIR [--dtype f32|bf16|f16]
 //   tokenswift make-test-model --list
 #include <cstdio>
 #include <memory>

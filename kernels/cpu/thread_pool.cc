@@ -1,5 +1,7 @@
 #include "kernels/cpu/thread_pool.h"
 
+#include <sched.h>
+
 #include <chrono>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -25,34 +27,38 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
-    generation_.fetch_add(1, std::memory_order_release);
+    generation_.fetch_add(1);
   }
   cv_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::DrainTasks(int thread) {
+void ThreadPool::DrainTasks(Job& job, int thread) {
   for (;;) {
-    const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= n_tasks_) return;
-    fn_(ctx_, task, thread);
+    const int64_t task = job.next_task.fetch_add(1, std::memory_order_relaxed);
+    if (task >= job.n_tasks) return;
+    job.fn(job.ctx, task, thread);
   }
 }
 
 void ThreadPool::Run(int64_t n_tasks, TaskFn fn, void* ctx) {
-  fn_ = fn;
-  ctx_ = ctx;
-  n_tasks_ = n_tasks;
-  next_task_.store(0, std::memory_order_relaxed);
-  active_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_seq_cst);  // pairs with sleepers_ (Dekker)
-  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+  Job job{fn, ctx, n_tasks};
+  current_.store(&job);         // seq_cst
+  generation_.fetch_add(1);     // seq_cst; pairs with sleepers_ (Dekker)
+  if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
   }
-  DrainTasks(0);
-  // Wait for workers to leave the job (they may still be running their last task).
-  while (active_workers_.load(std::memory_order_acquire) != 0) TS_CPU_RELAX();
+  DrainTasks(job, 0);
+  current_.store(nullptr);
+  // Wait for workers still running a task of this job.
+  for (int spins = 0; in_job_.load() != 0; ++spins) {
+    if (spins < 4096) {
+      TS_CPU_RELAX();
+    } else {
+      sched_yield();  // the worker may have been preempted (oversubscribed machine)
+    }
+  }
 }
 
 void ThreadPool::WorkerLoop(int thread) {
@@ -72,16 +78,19 @@ void ThreadPool::WorkerLoop(int thread) {
       }
       if (gen == seen) {
         std::unique_lock<std::mutex> lock(mu_);
-        sleepers_.fetch_add(1, std::memory_order_seq_cst);
-        cv_.wait(lock, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
-        sleepers_.fetch_sub(1, std::memory_order_relaxed);
-        gen = generation_.load(std::memory_order_acquire);
+        sleepers_.fetch_add(1);
+        cv_.wait(lock, [&] { return generation_.load() != seen; });
+        sleepers_.fetch_sub(1);
+        gen = generation_.load();
       }
     }
     seen = gen;
     if (stop_.load()) return;
-    DrainTasks(thread);
-    active_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    Job* job = current_.load();
+    if (job == nullptr) continue;
+    in_job_.fetch_add(1);
+    if (current_.load() == job) DrainTasks(*job, thread);
+    in_job_.fetch_sub(1);
   }
 }
 

@@ -44,6 +44,14 @@ class ThreadPool {
  private:
   using TaskFn = void (*)(void* ctx, int64_t task, int thread);
 
+  // One ParallelFor call; lives on the caller's stack for the duration of Run.
+  struct Job {
+    TaskFn fn;
+    void* ctx;
+    int64_t n_tasks;
+    std::atomic<int64_t> next_task{0};
+  };
+
   template <typename Fn>
   static void Trampoline(void* ctx, int64_t task, int thread) {
     (*static_cast<Fn*>(ctx))(task, thread);
@@ -51,18 +59,18 @@ class ThreadPool {
 
   void Run(int64_t n_tasks, TaskFn fn, void* ctx);
   void WorkerLoop(int thread);
-  void DrainTasks(int thread);
+  static void DrainTasks(Job& job, int thread);
 
   const int n_threads_;
   std::vector<std::thread> workers_;
 
-  // The current job. Written by the caller before bumping generation_ (release).
-  TaskFn fn_ = nullptr;
-  void* ctx_ = nullptr;
-  int64_t n_tasks_ = 0;
-  alignas(64) std::atomic<int64_t> next_task_{0};
+  // Protocol: the caller publishes `current_`, bumps `generation_` to wake workers, runs tasks
+  // itself, then clears `current_` and waits only for workers that have *entered* the job
+  // (in_job_), never for a worker that is asleep or was descheduled before it entered. A worker
+  // enters by incrementing in_job_ and then re-checking that current_ still holds the job.
+  alignas(64) std::atomic<Job*> current_{nullptr};
   alignas(64) std::atomic<uint64_t> generation_{0};
-  alignas(64) std::atomic<int> active_workers_{0};  // workers still inside the current job
+  alignas(64) std::atomic<int> in_job_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
   std::mutex mu_;

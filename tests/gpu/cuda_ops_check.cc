@@ -303,8 +303,12 @@ void CheckRope(Harness& h, CudaBackend* b, std::mt19937& rng) {
             const float angle = static_cast<float>(positions[i]) * inv_freq[j];  // f32, as HF
             const int a = il ? 2 * j : j, c = il ? 2 * j + 1 : j + half;
             const double x0 = v[a], x1 = v[c];
-            v[a] = (x0 * std::cos(angle) - x1 * std::sin(angle)) * mscale;
-            v[c] = (x0 * std::sin(angle) + x1 * std::cos(angle)) * mscale;
+            v[a] = (x0 * std::cos(static_cast<double>(angle)) -
+                    x1 * std::sin(static_cast<double>(angle))) *
+                   mscale;
+            v[c] = (x0 * std::sin(static_cast<double>(angle)) +
+                    x1 * std::cos(static_cast<double>(angle))) *
+                   mscale;
           }
         }
       }

@@ -100,10 +100,10 @@ TEST(MatMul, BatchInvariantBitExact) {
 
 // Perf harness (run with --gtest_also_run_disabled_tests --gtest_filter='*Perf*'): n = 1
 // matvec GB/s of weight bytes, cycling through enough copies of the matrix to defeat caches.
-double MatVecGBs(Backend& backend, DType t, int64_t rows, int64_t cols) {
+double MatVecGBs(Backend& backend, DType t, int64_t rows, int64_t cols, size_t footprint = 256u << 20) {
   const size_t rb = RowBytes(t, cols);
   const size_t mat_bytes = rb * rows;
-  const int copies = static_cast<int>(std::max<size_t>(2, (256u << 20) / mat_bytes));
+  const int copies = static_cast<int>(std::max<size_t>(2, footprint / mat_bytes));
   const auto proto = MakeTestMatrix(t, rows, cols, 3);
   std::vector<uint8_t> all(mat_bytes * copies);
   for (int c = 0; c < copies; ++c) std::memcpy(all.data() + c * mat_bytes, proto.bytes.data(), mat_bytes);
@@ -118,7 +118,7 @@ double MatVecGBs(Backend& backend, DType t, int64_t rows, int64_t cols) {
     }
   };
   run(1);
-  const int reps = 3;
+  const int reps = copies > 8 ? 3 : 2000;
   const auto t0 = std::chrono::steady_clock::now();
   run(reps);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -133,6 +133,10 @@ TEST(MatMul, DISABLED_PerfMatVec) {
     std::printf("  q4_1 576x1536 (ffn down): %6.2f GB/s\n", MatVecGBs(*b, DType::kQ4_1, 576, 1536));
     std::printf("  q8_0 49152x576 (lm_head): %6.2f GB/s\n", MatVecGBs(*b, DType::kQ8_0, 49152, 576));
     std::printf("  f32  576x576            : %6.2f GB/s\n", MatVecGBs(*b, DType::kF32, 576, 576));
+    std::printf("  q4_1 1536x576 in cache  : %6.2f GB/s\n",
+                MatVecGBs(*b, DType::kQ4_1, 1536, 576, 1u << 20));
+    std::printf("  q8_0 1536x576 in cache  : %6.2f GB/s\n",
+                MatVecGBs(*b, DType::kQ8_0, 1536, 576, 1u << 20));
   }
 }
 
