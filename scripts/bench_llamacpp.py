@@ -19,6 +19,13 @@ import tempfile
 import time
 
 
+def last_logits(llama_cpp, llm):
+    """The logits row of the last evaluated token, read from llama.cpp's context."""
+    import numpy as np
+    ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
+
+
 def default_model():
     cache = os.environ.get("TS_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tokenswift")
@@ -34,7 +41,7 @@ def llama_decode(llama_cpp, model, prompt_ids, gen_tokens, threads):
     llm.eval(prompt_ids)
     generated = []
     for _ in range(gen_tokens):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(last_logits(llama_cpp, llm)))
         generated.append(tok)
         llm.eval([tok])
     perf = llama_cpp.llama_perf_context(llm.ctx)

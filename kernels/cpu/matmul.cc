@@ -27,20 +27,15 @@ void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const flo
   if (UsesQ8Activations(w.dtype)) {
     const int64_t nb = cols / kQK;
     if (static_cast<int64_t>(scratch.q.size()) < n * cols) scratch.q.resize(n * cols);
-    if (static_cast<int64_t>(scratch.d.size()) < n * nb) {
-      scratch.d.resize(n * nb);
-      scratch.s.resize(n * nb);
-    }
+    if (static_cast<int64_t>(scratch.ds.size()) < 2 * n * nb) scratch.ds.resize(2 * n * nb);
     int8_t* q = scratch.q.data();
-    float* d = scratch.d.data();
-    float* s = scratch.s.data();
+    float* ds = scratch.ds.data();
     // One x row per task: the quantization of a row never depends on the batch.
     pool.ParallelFor(n, [&](int64_t i, int) {
-      QuantizeActivationRow(x + i * cols, cols, q + i * cols, d + i * nb, s + i * nb);
+      QuantizeActivationRow(x + i * cols, cols, q + i * cols, ds + 2 * i * nb);
     });
     xq.q = q;
-    xq.d = d;
-    xq.s = s;
+    xq.ds = ds;
   }
   float* const* wbufs = nullptr;
   std::vector<float*> wbuf_ptrs;

@@ -27,9 +27,8 @@ namespace ts::cpu {
 
 // x rows quantized to 8 bits in 32-element blocks (the activation side of the integer kernels).
 struct Q8Rows {
-  const int8_t* q = nullptr;  // (n, cols)
-  const float* d = nullptr;   // (n, cols / 32) block scale
-  const float* s = nullptr;   // (n, cols / 32) d * sum of the block's q
+  const int8_t* q = nullptr;   // (n, cols)
+  const float* ds = nullptr;   // (n, cols / 32, 2): block scale d, then d * sum of the block's q
   int64_t cols = 0;
 };
 
@@ -37,7 +36,7 @@ struct Q8Rows {
 // nothing).
 struct MatMulScratch {
   std::vector<int8_t> q;                    // (n, cols)
-  std::vector<float> d, s;                  // (n, cols / 32)
+  std::vector<float> ds;                    // (n, cols / 32, 2)
   std::vector<std::vector<float>> wtile;    // per thread: (tile rows, cols) dequantized weights
 };
 
@@ -46,8 +45,8 @@ void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const flo
 
 // ---- per-target kernels (matmul_kernels.cc) ----------------------------------------------------
 
-// q (cols), d, s (cols / 32) = x (cols) quantized per 32-element block; round to nearest even.
-void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* d, float* s);
+// q (cols), ds (cols / 32, 2) = x (cols) quantized per 32-element block, round to nearest even.
+void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* ds);
 
 // y[i * ldy + r] = dot(x row i, weight row r) (+ bias[r]) for r in [r0, r1), i in [i0, i1).
 // x is f32 (n, cols) for float and K-quant weights, xq the quantized rows for the others.

@@ -111,9 +111,9 @@ TS_INT8_DOT_ATTR HWY_INLINE __m512i DotU8S8(__m512i w, __m512i x) {
 #endif
 }
 
-// Broadcasts lane 0 of s to lanes 0-7 and lane 1 to lanes 8-15.
+// Broadcasts lane 0 of s to lanes 0-7 and lane 2 to lanes 8-15.
 HWY_INLINE __m512 PairScale(__m128 s) {
-  const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i idx = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
   return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
 }
 
@@ -122,75 +122,89 @@ HWY_INLINE float ReduceLanes(__m512 acc) {
   return hn::GetLane(hn::SumOfLanes(df, hn::VFromD<decltype(df)>{acc}));
 }
 
-// Q4_0 (kMinIsMinus8) or Q4_1 weights. Blocks processed in pairs; an odd last block pairs with
-// an all-zero phantom block whose scale is 0.
+HWY_INLINE uint32_t Load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+HWY_INLINE uint32_t Load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// [dA, dA, dB, dB] from the f16 scales at the start of blocks a and b.
+HWY_INLINE __m128 PairF16Scales(const uint8_t* a, const uint8_t* b) {
+  const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(Load16(a) | (Load16(b) << 16))));
+  return _mm_unpacklo_ps(d2, d2);
+}
+
+// Activation 8-bit values of blocks b, b+1 (or of block b only, zero-extended) and their
+// metadata [dxA, sxA, dxB, sxB].
+HWY_INLINE __m512i LoadXPair(const int8_t* xq, int64_t b, bool single) {
+  return single ? _mm512_maskz_loadu_epi8(0xFFFFFFFFull, xq + b * kQK)
+                : _mm512_loadu_si512(xq + b * kQK);
+}
+HWY_INLINE __m128 LoadXdsPair(const float* xds, int64_t b, bool single) {
+  return single ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xds + 2 * b)))
+                : _mm_loadu_ps(xds + 2 * b);
+}
+
+// Q4_0 or Q4_1 weights, two blocks per step. An odd last block pairs with itself, its twin's
+// activation and scales zeroed, so it adds exact zeros.
 template <bool kQ4_0>
-TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xd,
-                                          const float* xs, int64_t nb) {
+TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds,
+                                          int64_t nb) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m128 q4_0_mins = _mm_setr_ps(1.0f, -8.0f, 1.0f, -8.0f);
   __m512 acc = _mm512_setzero_ps();
-  __m128 macc = _mm_setzero_ps();  // lanes 2, 3: min terms of blocks A, B
+  __m128 macc = _mm_setzero_ps();  // lanes 1, 3: min terms of blocks A, B
   for (int64_t b = 0; b < nb; b += 2) {
-    const bool has_b = b + 1 < nb;
+    const bool single = b + 1 == nb;
     const uint8_t* ba = wrow + b * kBytes;
-    const uint8_t* bb = has_b ? ba + kBytes : ba;
+    const uint8_t* bb = single ? ba : ba + kBytes;
     const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ba + kQsOffset));
     const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb + kQsOffset));
     const __m256i ab = _mm256_set_m128i(qb, qa);
     // [qa, qb, qa >> 4, qb >> 4] -> [qa lo, qa hi, qb lo, qb hi] = elements in x order.
     __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
     wq = _mm512_and_si512(_mm512_shuffle_i64x2(wq, wq, 0xD8), low4);
-    const __m512i xv = _mm512_maskz_loadu_epi8(has_b ? ~0ull : 0xFFFFFFFFull, xq + b * kQK);
-    const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wq, xv));
-
-    uint16_t da, db, ma, mb;
-    std::memcpy(&da, ba, 2);
-    std::memcpy(&db, bb, 2);
-    __m128 dw;  // [dwA, dwB, mwA, mwB]
+    const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wq, LoadXPair(xq, b, single)));
+    __m128 dm;  // [dA, mA, dB, mB]
     if constexpr (kQ4_0) {
-      const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(da | (db << 16))));
-      dw = _mm_movelh_ps(d2, _mm_mul_ps(d2, _mm_set1_ps(-8.0f)));
+      dm = _mm_mul_ps(PairF16Scales(ba, bb), q4_0_mins);
     } else {
-      std::memcpy(&ma, ba + 2, 2);
-      std::memcpy(&mb, bb + 2, 2);
-      const uint64_t h = da | (uint64_t{db} << 16) | (uint64_t{ma} << 32) | (uint64_t{mb} << 48);
-      dw = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(h)));
+      dm = _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(Load32(ba))),
+                                         static_cast<int>(Load32(bb)), 1));
     }
-    const float dxb = has_b ? xd[b + 1] : 0.0f;
-    const float sxb = has_b ? xs[b + 1] : 0.0f;
-    const __m128 dx = _mm_setr_ps(xd[b], dxb, xs[b], sxb);
-    const __m128 prod = _mm_mul_ps(dw, dx);  // [dA*dxA, dB*dxB, mA*sxA, mB*sxB]
+    const __m128 prod = _mm_mul_ps(dm, LoadXdsPair(xds, b, single));  // [dA dxA, mA sxA, ...]
     acc = _mm512_fmadd_ps(PairScale(prod), isum, acc);
     macc = _mm_add_ps(macc, prod);
   }
   alignas(16) float m[4];
   _mm_store_ps(m, macc);
-  return ReduceLanes(acc) + (m[2] + m[3]);
+  return ReduceLanes(acc) + (m[1] + m[3]);
 }
 
 TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq,
-                                            const float* xd, const float* /*xs*/, int64_t nb) {
+                                            const float* xds, int64_t nb) {
   constexpr int kBytes = sizeof(BlockQ8_0);
   __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; b += 2) {
-    const bool has_b = b + 1 < nb;
+    const bool single = b + 1 == nb;
     const uint8_t* ba = wrow + b * kBytes;
-    const uint8_t* bb = has_b ? ba + kBytes : ba;
+    const uint8_t* bb = single ? ba : ba + kBytes;
     const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ba + 2));
     const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bb + 2));
     const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1);
-    const __m512i xv = _mm512_maskz_loadu_epi8(has_b ? ~0ull : 0xFFFFFFFFull, xq + b * kQK);
+    const __m512i xv = LoadXPair(xq, b, single);
     // w * x = |w| * (sign(w) x): the left factor is unsigned as the instructions need.
     const __m512i xs = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w), _mm512_setzero_si512(), xv);
     const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(_mm512_abs_epi8(w), xs));
-    uint16_t da, db;
-    std::memcpy(&da, ba, 2);
-    std::memcpy(&db, bb, 2);
-    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(da | (db << 16))));
-    const __m128 dx = _mm_setr_ps(xd[b], has_b ? xd[b + 1] : 0.0f, 0.0f, 0.0f);
-    acc = _mm512_fmadd_ps(PairScale(_mm_mul_ps(dw, dx)), isum, acc);
+    const __m128 prod = _mm_mul_ps(PairF16Scales(ba, bb), LoadXdsPair(xds, b, single));
+    acc = _mm512_fmadd_ps(PairScale(prod), isum, acc);
   }
   return ReduceLanes(acc);
 }
@@ -207,8 +221,7 @@ HWY_INLINE float ReduceLanes(__m256 acc) {
 }
 
 template <bool kQ4_0>
-HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xd, const float* xs,
-                         int64_t nb) {
+HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -230,15 +243,14 @@ HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xd,
       std::memcpy(&mh, blk + 2, 2);
       mw = _cvtsh_ss(mh);
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[b]), isum, acc);
-    const float mt = mw * xs[b];
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * xds[2 * b]), isum, acc);
+    const float mt = mw * xds[2 * b + 1];
     macc += mt;
   }
   return ReduceLanes(acc) + macc;
 }
 
-HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xd,
-                           const float* /*xs*/, int64_t nb) {
+HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = wrow + b * sizeof(BlockQ8_0);
@@ -247,7 +259,7 @@ HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* x
     const __m256 isum = _mm256_cvtepi32_ps(DotU8S8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w)));
     uint16_t dh;
     std::memcpy(&dh, blk, 2);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dh) * xd[b]), isum, acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dh) * xds[2 * b]), isum, acc);
   }
   return ReduceLanes(acc);
 }
@@ -255,8 +267,7 @@ HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* x
 #else  // portable scalar fallback (targets below AVX2)
 
 template <bool kQ4_0>
-HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xd, const float* xs,
-                         int64_t nb) {
+HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
   float acc = 0.0f, macc = 0.0f;
@@ -275,22 +286,21 @@ HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xd,
       std::memcpy(&mh, blk + 2, 2);
       mw = F16ToF32(mh);
     }
-    const float scale = dw * xd[b];
+    const float scale = dw * xds[2 * b];
     acc += scale * static_cast<float>(isum);
-    const float mt = mw * xs[b];
+    const float mt = mw * xds[2 * b + 1];
     macc += mt;
   }
   return acc + macc;
 }
 
-HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xd,
-                           const float* /*xs*/, int64_t nb) {
+HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
   float acc = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     const auto* blk = reinterpret_cast<const BlockQ8_0*>(wrow + b * sizeof(BlockQ8_0));
     int32_t isum = 0;
     for (int j = 0; j < kQK; ++j) isum += blk->qs[j] * xq[b * kQK + j];
-    const float scale = F16ToF32(blk->d) * xd[b];
+    const float scale = F16ToF32(blk->d) * xds[2 * b];
     acc += scale * static_cast<float>(isum);
   }
   return acc;
@@ -299,7 +309,7 @@ HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* x
 
 // ---- activation quantization -----------------------------------------------------------------
 
-void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* d, float* s) {
+void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* ds) {
   const hn::CappedTag<float, kQK> df;  // a block is a whole number of vectors
   const hn::Rebind<int32_t, decltype(df)> di;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -320,8 +330,8 @@ void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* d, fl
         isum += lanes[l];
       }
     }
-    d[b] = db;
-    s[b] = db * static_cast<float>(isum);
+    ds[2 * b] = db;
+    ds[2 * b + 1] = db * static_cast<float>(isum);
   }
 }
 
@@ -343,9 +353,8 @@ void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q
                                             : &DotQ4<false>;
       for (int64_t i = i0; i < i1; ++i) {
         const int8_t* q = xq.q + i * cols;
-        const float* d = xq.d + i * nb;
-        const float* s = xq.s + i * nb;
-        for (int64_t r = r0; r < r1; ++r) store(i, r, dot(w.Row(r), q, d, s, nb));
+        const float* ds = xq.ds + 2 * i * nb;
+        for (int64_t r = r0; r < r1; ++r) store(i, r, dot(w.Row(r), q, ds, nb));
       }
       return;
     }
@@ -394,8 +403,8 @@ HWY_EXPORT(QuantizeActivationRow);
 HWY_EXPORT(MatMulTile);
 HWY_EXPORT(TargetName);
 
-void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* d, float* s) {
-  HWY_DYNAMIC_DISPATCH(QuantizeActivationRow)(x, cols, q, d, s);
+void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* ds) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActivationRow)(x, cols, q, ds);
 }
 
 void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q8Rows& xq,
