@@ -16,9 +16,7 @@ std::string CacheDir() {
   return std::string(home != nullptr ? home : ".") + "/.cache/tokenswift";
 }
 
-std::string DefaultModelPath() {
-  return CacheDir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+std::string DefaultModelPath() { return CacheDir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"; }
 
 void AddBackendOptions(CLI::App* app, BackendOptions* options) {
   app->add_option("-t,--threads", options->threads, "CPU threads (0 = all hardware threads)")

@@ -87,11 +87,11 @@ Status RunBench(const BenchArgs& args) {
   j["tokens_per_second"] = decode_tps;
   j["peak_rss_bytes"] = PeakRssBytes();
   j["generated_ids"] = result.tokens;
-  std::printf("tokenswift bench: mode %s, %s, prompt %lld tokens at %.1f tok/s, "
-              "generated %zu tokens at %.1f tok/s\n",
-              args.mode.c_str(), backend->Name().c_str(),
-              static_cast<long long>(args.prompt_tokens), prefill_tps, result.tokens.size(),
-              decode_tps);
+  std::printf(
+      "tokenswift bench: mode %s, %s, prompt %lld tokens at %.1f tok/s, "
+      "generated %zu tokens at %.1f tok/s\n",
+      args.mode.c_str(), backend->Name().c_str(), static_cast<long long>(args.prompt_tokens),
+      prefill_tps, result.tokens.size(), decode_tps);
   if (!args.json.empty()) TS_RETURN_IF_ERROR(WriteJson(args.json, j));
   if (!args.markdown.empty()) {
     std::ofstream md(args.markdown);
@@ -118,8 +118,7 @@ void RegisterBench(CLI::App& app, Status* result) {
   sub->add_option("--prompt-tokens", args->prompt_tokens, "prompt length")->capture_default_str();
   sub->add_option("--gen-tokens", args->gen_tokens, "tokens to generate")->capture_default_str();
   sub->add_option("-s,--seed", args->sampling.seed, "sampling seed")->capture_default_str();
-  sub->add_option("--temperature", args->sampling.temperature, "0 = greedy")
-      ->capture_default_str();
+  sub->add_option("--temperature", args->sampling.temperature, "0 = greedy")->capture_default_str();
   sub->add_option("--json", args->json, "write results as JSON");
   sub->add_option("--markdown", args->markdown, "write results as a Markdown table");
   sub->add_option("--prompt-ids-out", args->prompt_ids_out, "write the prompt token ids");

@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <string>
 
-#include "launch/commands.h"
 #include "launch/cli_common.h"
+#include "launch/commands.h"
 #include "runtime/model/inspect.h"
 
 namespace ts::cli {

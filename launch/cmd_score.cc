@@ -25,16 +25,16 @@ Status RunScore(const ScoreArgs& args) {
   const ModelConfig& config = model.config();
   // The model's own BOS handling, as HF `tokenizer(text)` and llama.cpp tokenize it.
   const std::vector<int32_t> ids = model.tokenizer->Encode(text, /*add_special=*/true);
-  const int64_t window = std::min<int64_t>(
-      args.ctx_size > 0 ? args.ctx_size : config.max_position, static_cast<int64_t>(ids.size()));
+  const int64_t window = std::min<int64_t>(args.ctx_size > 0 ? args.ctx_size : config.max_position,
+                                           static_cast<int64_t>(ids.size()));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
                       KvCache::Create(config, std::max<int64_t>(window, 2), kv_dtype));
   Transformer transformer(config, model.weights(), backend.get(), args.backend.batch_size);
   TS_ASSIGN_OR_RETURN(ScoreResult score, ScoreTokens(transformer, *cache, ids, window));
   std::printf("tokens: %zu scored of %zu, window %lld, mean logprob %.6f, perplexity %.4f\n",
-              score.logprobs.size(), ids.size(), static_cast<long long>(window),
-              score.mean_logprob, score.perplexity);
+              score.logprobs.size(), ids.size(), static_cast<long long>(window), score.mean_logprob,
+              score.perplexity);
   if (!args.stats_json.empty()) {
     nlohmann::json j;
     j["model"] = args.model;

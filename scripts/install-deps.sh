@@ -3,7 +3,7 @@
 # Skips apt when everything is already present.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git python3 python3-pip unzip
-      libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libhwy-dev libpcre2-dev
+      libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libhwy-dev libpcre2-dev libicu-dev
       libgtest-dev libgmock-dev libopenmpi-dev openmpi-bin clang-format clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -15,3 +15,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# Python packages the fuzz seed writer and fixture scripts use (small; nothing at run time).
+python3 -c "import gguf" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check gguf

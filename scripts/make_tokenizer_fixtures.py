@@ -3,7 +3,8 @@
 
 Independent references, never our own code:
   * HF `tokenizers` builds and then encodes the tokenizer.json files (one per pre-tokenizer
-    flavour: SmolLM/GPT-2, Llama-3, Qwen2).
+    flavour: SmolLM/GPT-2, Llama-3, Qwen2; and Qwen2 with the NFC normalizer of the real
+    Qwen2/Qwen2.5 files, on a smaller vocabulary, with text holding decomposed characters).
   * llama.cpp (PyPI `llama-cpp-python`, vocab_only) encodes with vocab-only GGUF files written
     here from the same vocabularies (byte-level BPE with pre = smollm, gpt2, llama-bpe, qwen2;
     and a SentencePiece "llama" vocabulary trained here with PyPI `sentencepiece`).
@@ -12,7 +13,11 @@ The byte-level vocabulary is SmolLM2-135M-Instruct's (from its GGUF), cut to the
 --vocab-size ids (merges kept when both parts and the result survive) so the committed files stay
 small; ids are the real model's ids.
 
+smollm2_gguf_ids.json holds ids only: llama.cpp's ids for the fixture texts under the REAL, full
+SmolLM2 GGUF vocabulary (the test loads the same GGUF, which scripts/fetch-model.sh fetches).
+
 Usage: python3 scripts/make_tokenizer_fixtures.py [--gguf PATH] [--vocab-size 4096]
+           [--nfc-vocab-size 1024]
 Needs: pip install tokenizers sentencepiece gguf llama-cpp-python
 """
 
@@ -77,6 +82,21 @@ SMALL_CASES = [
     ("cjk", "日本語"),
     ("emoji", "👨‍👩‍👧"),
 ]
+
+# Text whose NFC form differs from it (tokenizer.json with the NFC normalizer).
+NFC_CASES = [
+    ("nfc_acute", "e\u0301"),
+    ("nfc_cafe", "cafe\u0301 au lait, re\u0301sume\u0301, nai\u0308ve"),
+    ("nfc_already_composed", "caf\u00e9 r\u00e9sum\u00e9"),
+    ("nfc_reorder", "a\u0302\u0323 q\u0307\u0323"),  # canonical order, then composition
+    ("nfc_singletons", "\u212b \u2126 \u0344"),  # Angstrom, Ohm, combining Greek dialytika
+    ("nfc_hangul_jamo", "\u1112\u1161\u11ab\u1100\u1173\u11af"),  # -> two syllables
+    ("nfc_keeps_compat", "\ufb01 \u2460 \uff21"),  # compatibility forms: NFC leaves them
+    ("nfc_mark_after_literal", "<|im_start|>\u0301e\u0301<|im_end|>"),
+    ("nfc_normalized_added", "my re\u0301sume\u0301 and my r\u00e9sum\u00e9"),
+]
+# A non-special added token matched after normalization (HF normalizes its content too).
+NFC_ADDED = "r\u00e9sum\u00e9"
 
 # Invalid UTF-8 where Python's errors="replace" and llama.cpp agree: each bad byte -> U+FFFD.
 INVALID_AGREE = b"abc\xffdef \x80 caf\xc3 x\xfe end"
@@ -155,8 +175,9 @@ def write_gguf(path, hparams, vocab):
     w.close()
 
 
-def build_hf(vocab, flavour, string_merges):
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+def build_hf(vocab, flavour, string_merges, nfc=False):
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
+    from tokenizers import pre_tokenizers
     from tokenizers import processors
     ids = {t: i for i, t in enumerate(vocab["tokens"])}
     merges = [tuple(m.split(" ", 1)) for m in vocab["merges"]]
@@ -188,18 +209,21 @@ def build_hf(vocab, flavour, string_merges):
         # Non-special added tokens (Qwen-style): new ids past the vocabulary.
         tok.add_tokens([AddedToken("<think>", special=False, normalized=False),
                         AddedToken("</think>", special=False, normalized=False)])
+    if nfc:
+        tok.normalizer = normalizers.NFC()
+        tok.add_tokens([AddedToken(NFC_ADDED, special=False, normalized=True)])
     data = json.loads(tok.to_str())
     if string_merges:
         data["model"]["merges"] = [" ".join(m) for m in data["model"]["merges"]]
     return data
 
 
-def cases_for(encode, varied, invalid_cases):
+def cases_for(encode, varied, invalid_cases, extra_cases=()):
     out = []
     for add_special in (False, True):
         out.append({"name": "varied", "file": "varied.txt", "add_special": add_special,
                     "ids": encode(varied.encode("utf-8"), add_special)})
-        for name, text in SMALL_CASES:
+        for name, text in SMALL_CASES + list(extra_cases):
             out.append({"name": name, "text": text, "add_special": add_special,
                         "ids": encode(text.encode("utf-8"), add_special)})
         for name, raw in invalid_cases:
@@ -254,11 +278,38 @@ def vocab_json(v):
     return {k: v[k] for k in keys}
 
 
+def write_real_vocab_ids(gguf_path, vocab_size):
+    """llama.cpp ids for the fixture texts under the full SmolLM2 vocabulary (ids only)."""
+    encode, llm = llama_encode(gguf_path)
+    fixtures = ROOT / "tests" / "fixtures"
+    cases = []
+    for name, rel in (("varied", "tokenizer/varied.txt"), ("gpl3_excerpt", "text/gpl3_excerpt.txt")):
+        ids = encode((fixtures / rel).read_bytes(), False)
+        cases.append({"name": name, "file": rel, "add_special": False, "ids": ids})
+    for add_special in (False, True):
+        for name, text in SMALL_CASES:
+            cases.append({"name": name, "text": text, "add_special": add_special,
+                          "ids": encode(text.encode("utf-8"), add_special)})
+        for name, raw in (("invalid_utf8", INVALID_AGREE), ("invalid_truncated", INVALID_TRUNCATED)):
+            cases.append({"name": name, "hex": raw.hex(), "add_special": add_special,
+                          "ids": encode(raw, add_special)})
+    del llm
+    with open(OUT / "smollm2_gguf_ids.json", "w", encoding="utf-8") as f:
+        head = {"gguf": pathlib.Path(gguf_path).name, "vocab_size": vocab_size,
+                "reference": "llama-cpp-python Llama(vocab_only=True).tokenize(special=True)"}
+        f.write(json.dumps(head, ensure_ascii=False)[:-1] + ",\"cases\":[\n")
+        for c, case in enumerate(cases):
+            f.write(json.dumps(case, ensure_ascii=False, separators=(",", ":")))
+            f.write(",\n" if c + 1 < len(cases) else "\n")
+        f.write("]}\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf", default=os.path.expanduser(
         "~/.cache/tokenswift/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--vocab-size", type=int, default=4096)
+    ap.add_argument("--nfc-vocab-size", type=int, default=1024)
     args = ap.parse_args()
     from tokenizers import Tokenizer
 
@@ -271,9 +322,11 @@ def main():
 
     golden = {"hf": [], "gguf": []}
     # (a) HF tokenizer.json files.
-    for flavour, string_merges in (("smollm", True), ("llama3", False), ("qwen2", False)):
-        name = f"{flavour}_tokenizer.json"
-        data = build_hf(bpe, flavour, string_merges)
+    nfc_bpe = truncate(src, args.nfc_vocab_size)
+    for flavour, string_merges, nfc in (("smollm", True, False), ("llama3", False, False),
+                                        ("qwen2", False, False), ("qwen2", False, True)):
+        name = f"{flavour}_nfc_tokenizer.json" if nfc else f"{flavour}_tokenizer.json"
+        data = build_hf(nfc_bpe if nfc else bpe, flavour, string_merges, nfc=nfc)
         with open(OUT / name, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=None, separators=(",", ":"))
         hf = Tokenizer.from_file(str(OUT / name))
@@ -282,7 +335,8 @@ def main():
             return hf.encode(raw.decode("utf-8", errors="replace"),
                              add_special_tokens=add_special).ids
         golden["hf"].append({"file": name, "cases": cases_for(
-            hf_encode, VARIED, [("invalid_utf8", INVALID_AGREE)])})
+            hf_encode, VARIED, [("invalid_utf8", INVALID_AGREE)],
+            NFC_CASES if nfc else ())})
 
     # (b) GGUF vocabularies through llama.cpp.
     dump_json(OUT / "gguf_gpt2_vocab.json", vocab_json(bpe))
@@ -302,6 +356,8 @@ def main():
                 "cases": cases_for(encode, VARIED, [("invalid_utf8", INVALID_AGREE),
                                                     ("invalid_truncated", INVALID_TRUNCATED)])})
             del llm
+
+    write_real_vocab_ids(args.gguf, len(src["tokens"]))
 
     with open(OUT / "golden_ids.json", "w", encoding="utf-8") as f:
         f.write("{\"hf\":[\n")

@@ -7,16 +7,22 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/attention.cc"
+// foreach_target.h must come first, then highway.h, then contrib headers.
+// clang-format off
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+// clang-format on
+
 #include "kernels/cpu/attention.h"
-#include "kernels/cpu/quant_blocks.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
+
+#include "kernels/cpu/quant_blocks.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace ts::cpu {
@@ -58,7 +64,8 @@ HWY_INLINE void ScaleAcc(float* acc, float c, int head_dim) {
   const hn::ScalableTag<float> df;
   const int N = static_cast<int>(hn::Lanes(df));
   int d = 0;
-  for (; d + N <= head_dim; d += N) hn::StoreU(hn::Mul(hn::LoadU(df, acc + d), hn::Set(df, c)), df, acc + d);
+  for (; d + N <= head_dim; d += N)
+    hn::StoreU(hn::Mul(hn::LoadU(df, acc + d), hn::Set(df, c)), df, acc + d);
   for (; d < head_dim; ++d) acc[d] = acc[d] * c;
 }
 
@@ -126,7 +133,13 @@ void AttendOneT(const float* q, const KvLayerView& cache, int kv_head, const Att
     n_extra = mask.extra_begin[i + 1] - mask.extra_begin[i];
   }
   const int64_t len = prefix + n_extra;
-  alignas(64) float acc[kMaxHeadDim];  // (head_dim)
+  alignas(64) float acc_stack[kMaxHeadDim];  // (head_dim)
+  std::vector<float> acc_heap;               // only for head_dim > kMaxHeadDim
+  float* acc = acc_stack;
+  if (head_dim > kMaxHeadDim) {
+    acc_heap.resize(head_dim);
+    acc = acc_heap.data();
+  }
   std::fill(acc, acc + head_dim, 0.0f);
   SoftmaxState st;
   int32_t slots[kAttnBlock];
@@ -171,7 +184,8 @@ void Attention(ThreadPool& pool, const float* q, int64_t n, int n_heads, const K
   const int group = n_heads / cache.n_kv_heads;  // query heads per KV head
   // Tasks are chunks of consecutive (query, head) pairs; heads of one query share a chunk.
   const int64_t pairs = n * n_heads;
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n_heads, pairs / (4 * pool.NumThreads()) + 1));
+  const int64_t chunk =
+      std::max<int64_t>(1, std::min<int64_t>(n_heads, pairs / (4 * pool.NumThreads()) + 1));
   const int64_t n_tasks = (pairs + chunk - 1) / chunk;
   pool.ParallelFor(n_tasks, [&](int64_t task, int) {
     const int64_t end = std::min(pairs, (task + 1) * chunk);

@@ -22,8 +22,8 @@
 
 namespace ts::cpu {
 
-inline constexpr int kAttnBlock = 32;  // logical keys per online-softmax block
-inline constexpr int kMaxHeadDim = 512;
+inline constexpr int kAttnBlock = 32;    // logical keys per online-softmax block
+inline constexpr int kMaxHeadDim = 512;  // larger head_dim works, via a heap buffer
 
 void Attention(ThreadPool& pool, const float* q, int64_t n, int n_heads, const KvLayerView& cache,
                const AttentionMask& mask, float scale, float* out);

@@ -168,8 +168,8 @@ void PackScalesK4(const uint8_t* ls, const uint8_t* lm, uint8_t* scales) {
 // Shared by Q4_K (nmax 15) and Q5_K (nmax 31): per 32-element sub-block an affine map
 // x ~= d*sc*q - dmin*m, scales and mins quantized to 6 bits. Writes d, dmin, scales and the
 // integer levels L (256).
-void QuantizeAffineK(const float* x, int nmax, uint16_t* d_out, uint16_t* dmin_out,
-                     uint8_t* scales, uint8_t* levels) {
+void QuantizeAffineK(const float* x, int nmax, uint16_t* d_out, uint16_t* dmin_out, uint8_t* scales,
+                     uint8_t* levels) {
   float sub_scale[8], sub_min[8];  // sub_min >= 0 is the negated minimum
   float max_scale = 0.0f, max_min = 0.0f;
   for (int j = 0; j < 8; ++j) {
@@ -187,8 +187,10 @@ void QuantizeAffineK(const float* x, int nmax, uint16_t* d_out, uint16_t* dmin_o
   const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
   uint8_t ls[8], lm[8];
   for (int j = 0; j < 8; ++j) {
-    ls[j] = static_cast<uint8_t>(std::min(63, static_cast<int>(std::nearbyint(inv_scale * sub_scale[j]))));
-    lm[j] = static_cast<uint8_t>(std::min(63, static_cast<int>(std::nearbyint(inv_min * sub_min[j]))));
+    ls[j] = static_cast<uint8_t>(
+        std::min(63, static_cast<int>(std::nearbyint(inv_scale * sub_scale[j]))));
+    lm[j] =
+        static_cast<uint8_t>(std::min(63, static_cast<int>(std::nearbyint(inv_min * sub_min[j]))));
   }
   std::memset(scales, 0, kKScaleSize);
   PackScalesK4(ls, lm, scales);
@@ -293,12 +295,18 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) dst[i] = BF16ToF32(h[i]);
       return;
     }
-    case DType::kQ8_0: return DequantQ8_0(static_cast<const BlockQ8_0*>(src), dst, nb);
-    case DType::kQ4_0: return DequantQ4_0(static_cast<const BlockQ4_0*>(src), dst, nb);
-    case DType::kQ4_1: return DequantQ4_1(static_cast<const BlockQ4_1*>(src), dst, nb);
-    case DType::kQ4_K: return DequantQ4_K(static_cast<const BlockQ4_K*>(src), dst, nb);
-    case DType::kQ5_K: return DequantQ5_K(static_cast<const BlockQ5_K*>(src), dst, nb);
-    case DType::kQ6_K: return DequantQ6_K(static_cast<const BlockQ6_K*>(src), dst, nb);
+    case DType::kQ8_0:
+      return DequantQ8_0(static_cast<const BlockQ8_0*>(src), dst, nb);
+    case DType::kQ4_0:
+      return DequantQ4_0(static_cast<const BlockQ4_0*>(src), dst, nb);
+    case DType::kQ4_1:
+      return DequantQ4_1(static_cast<const BlockQ4_1*>(src), dst, nb);
+    case DType::kQ4_K:
+      return DequantQ4_K(static_cast<const BlockQ4_K*>(src), dst, nb);
+    case DType::kQ5_K:
+      return DequantQ5_K(static_cast<const BlockQ5_K*>(src), dst, nb);
+    case DType::kQ6_K:
+      return DequantQ6_K(static_cast<const BlockQ6_K*>(src), dst, nb);
   }
 }
 
@@ -318,12 +326,18 @@ void QuantizeRow(DType t, const float* src, void* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) h[i] = F32ToBF16(src[i]);
       return;
     }
-    case DType::kQ8_0: return QuantQ8_0(src, static_cast<BlockQ8_0*>(dst), nb);
-    case DType::kQ4_0: return QuantQ4_0(src, static_cast<BlockQ4_0*>(dst), nb);
-    case DType::kQ4_1: return QuantQ4_1(src, static_cast<BlockQ4_1*>(dst), nb);
-    case DType::kQ4_K: return QuantQ4_K(src, static_cast<BlockQ4_K*>(dst), nb);
-    case DType::kQ5_K: return QuantQ5_K(src, static_cast<BlockQ5_K*>(dst), nb);
-    case DType::kQ6_K: return QuantQ6_K(src, static_cast<BlockQ6_K*>(dst), nb);
+    case DType::kQ8_0:
+      return QuantQ8_0(src, static_cast<BlockQ8_0*>(dst), nb);
+    case DType::kQ4_0:
+      return QuantQ4_0(src, static_cast<BlockQ4_0*>(dst), nb);
+    case DType::kQ4_1:
+      return QuantQ4_1(src, static_cast<BlockQ4_1*>(dst), nb);
+    case DType::kQ4_K:
+      return QuantQ4_K(src, static_cast<BlockQ4_K*>(dst), nb);
+    case DType::kQ5_K:
+      return QuantQ5_K(src, static_cast<BlockQ5_K*>(dst), nb);
+    case DType::kQ6_K:
+      return QuantQ6_K(src, static_cast<BlockQ6_K*>(dst), nb);
   }
 }
 

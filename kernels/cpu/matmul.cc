@@ -11,6 +11,7 @@ namespace {
 
 constexpr int64_t kRowTile = 16;  // weight rows per task (Q4_1 x 576 cols: 5.6 KiB)
 constexpr int64_t kXTile = 64;    // x rows per task
+constexpr int64_t kChunksPerThread = 4;
 
 bool UsesQ8Activations(DType t) {
   return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_1;
@@ -37,27 +38,32 @@ void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const flo
     xq.q = q;
     xq.ds = ds;
   }
-  float* const* wbufs = nullptr;
-  std::vector<float*> wbuf_ptrs;
   const bool k_quant = IsQuantized(w.dtype) && !UsesQ8Activations(w.dtype);
-  if (k_quant) {
-    const int n_threads = pool.NumThreads();
-    if (static_cast<int>(scratch.wtile.size()) < n_threads) scratch.wtile.resize(n_threads);
+  if (k_quant) {  // per-thread buffers for dequantized weight tiles
+    if (static_cast<int>(scratch.wtile.size()) < pool.NumThreads()) {
+      scratch.wtile.resize(pool.NumThreads());
+    }
     for (auto& buf : scratch.wtile) {
       if (static_cast<int64_t>(buf.size()) < kRowTile * cols) buf.resize(kRowTile * cols);
     }
-    for (auto& buf : scratch.wtile) wbuf_ptrs.push_back(buf.data());
-    wbufs = wbuf_ptrs.data();
   }
-  const int64_t row_tiles = (w.rows + kRowTile - 1) / kRowTile;
+  // Each task takes a contiguous chunk of weight rows (about kChunksPerThread chunks per thread,
+  // so every thread streams long sequential runs that the prefetchers follow) and one x tile,
+  // and walks the chunk in kRowTile sub-tiles so each sub-tile stays in L1 across the x rows.
+  const int64_t threads = pool.NumThreads();
+  int64_t chunk = (w.rows + kChunksPerThread * threads - 1) / (kChunksPerThread * threads);
+  chunk = std::max(kRowTile, (chunk + kRowTile - 1) / kRowTile * kRowTile);
+  const int64_t row_chunks = (w.rows + chunk - 1) / chunk;
   const int64_t x_tiles = (n + kXTile - 1) / kXTile;
-  // Task t covers weight-row tile t / x_tiles and x-row tile t % x_tiles, so consecutive tasks
-  // share a weight tile.
-  pool.ParallelFor(row_tiles * x_tiles, [&](int64_t t, int thread) {
-    const int64_t r0 = (t / x_tiles) * kRowTile;
+  pool.ParallelFor(row_chunks * x_tiles, [&](int64_t t, int thread) {
+    const int64_t c0 = (t / x_tiles) * chunk;
+    const int64_t c1 = std::min(w.rows, c0 + chunk);
     const int64_t i0 = (t % x_tiles) * kXTile;
-    MatMulTile(w, r0, std::min(w.rows, r0 + kRowTile), x, xq, i0, std::min(n, i0 + kXTile), y,
-               w.rows, bias, wbufs != nullptr ? wbufs[thread] : nullptr);
+    const int64_t i1 = std::min(n, i0 + kXTile);
+    float* wbuf = k_quant ? scratch.wtile[thread].data() : nullptr;
+    for (int64_t r0 = c0; r0 < c1; r0 += kRowTile) {
+      MatMulTile(w, r0, std::min(c1, r0 + kRowTile), x, xq, i0, i1, y, w.rows, bias, wbuf);
+    }
   });
 }
 

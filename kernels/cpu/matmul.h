@@ -13,31 +13,32 @@
 //  * K-quants: a tile of weight rows is dequantized (scalar reference) into a per-thread buffer,
 //    then the F32 kernel runs; slower, but exact and invariant.
 //
-// Decode (n = 1) streams each weight row once and splits the rows across threads; prefill tiles
-// (16 weight rows) x (64 x rows) so a weight tile stays in L1 while it meets many x rows.
+// Decode (n = 1) streams each weight row once, threads taking contiguous chunks of rows; prefill
+// walks each chunk in tiles of (16 weight rows) x (64 x rows) so a weight tile stays in L1 while
+// it meets many x rows.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "kernels/dtype.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/dtype.h"
 
 namespace ts::cpu {
 
 // x rows quantized to 8 bits in 32-element blocks (the activation side of the integer kernels).
 struct Q8Rows {
-  const int8_t* q = nullptr;   // (n, cols)
-  const float* ds = nullptr;   // (n, cols / 32, 2): block scale d, then d * sum of the block's q
+  const int8_t* q = nullptr;  // (n, cols)
+  const float* ds = nullptr;  // (n, cols / 32, 2): block scale d, then d * sum of the block's q
   int64_t cols = 0;
 };
 
 // Working memory reused across calls (grows, never shrinks; steady-state decode allocates
 // nothing).
 struct MatMulScratch {
-  std::vector<int8_t> q;                    // (n, cols)
-  std::vector<float> ds;                    // (n, cols / 32, 2)
-  std::vector<std::vector<float>> wtile;    // per thread: (tile rows, cols) dequantized weights
+  std::vector<int8_t> q;                  // (n, cols)
+  std::vector<float> ds;                  // (n, cols / 32, 2)
+  std::vector<std::vector<float>> wtile;  // per thread: (tile rows, cols) dequantized weights
 };
 
 void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const float* x, int64_t n,

@@ -15,14 +15,18 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/matmul_kernels.cc"
+// foreach_target.h must come first, then highway.h, then contrib headers.
+// clang-format off
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
-#include "kernels/cpu/dequant.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/quant_blocks.h"
+// clang-format on
 
 #include <cmath>
 #include <cstring>
+
+#include "kernels/cpu/dequant.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant_blocks.h"
 
 #if HWY_ARCH_X86
 #include <immintrin.h>
@@ -135,7 +139,8 @@ HWY_INLINE uint32_t Load16(const uint8_t* p) {
 
 // [dA, dA, dB, dB] from the f16 scales at the start of blocks a and b.
 HWY_INLINE __m128 PairF16Scales(const uint8_t* a, const uint8_t* b) {
-  const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(Load16(a) | (Load16(b) << 16))));
+  const __m128 d2 =
+      _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(Load16(a) | (Load16(b) << 16))));
   return _mm_unpacklo_ps(d2, d2);
 }
 
@@ -150,17 +155,23 @@ HWY_INLINE __m128 LoadXdsPair(const float* xds, int64_t b, bool single) {
                 : _mm_loadu_ps(xds + 2 * b);
 }
 
-// Q4_0 or Q4_1 weights, two blocks per step. An odd last block pairs with itself, its twin's
-// activation and scales zeroed, so it adds exact zeros.
-template <bool kQ4_0>
-TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds,
-                                          int64_t nb) {
+// Q4_0 or Q4_1 weights against R activation rows at once (prefill shares the weight unpack),
+// two blocks per step. Every output runs the same instruction sequence whatever R, so R = 4 and
+// R = 1 give identical bits. An odd last block pairs with itself, its twin's activation and
+// scales zeroed, so it adds exact zeros.
+template <bool kQ4_0, int R>
+TS_INT8_DOT_ATTR HWY_NOINLINE void DotQ4(const uint8_t* wrow, const int8_t* const* xq,
+                                         const float* const* xds, int64_t nb, float* out) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   const __m128 q4_0_mins = _mm_setr_ps(1.0f, -8.0f, 1.0f, -8.0f);
-  __m512 acc = _mm512_setzero_ps();
-  __m128 macc = _mm_setzero_ps();  // lanes 1, 3: min terms of blocks A, B
+  __m512 acc[R];
+  __m128 macc[R];  // lanes 1, 3: min terms of blocks A, B
+  for (int k = 0; k < R; ++k) {
+    acc[k] = _mm512_setzero_ps();
+    macc[k] = _mm_setzero_ps();
+  }
   for (int64_t b = 0; b < nb; b += 2) {
     const bool single = b + 1 == nb;
     const uint8_t* ba = wrow + b * kBytes;
@@ -171,7 +182,6 @@ TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq,
     // [qa, qb, qa >> 4, qb >> 4] -> [qa lo, qa hi, qb lo, qb hi] = elements in x order.
     __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
     wq = _mm512_and_si512(_mm512_shuffle_i64x2(wq, wq, 0xD8), low4);
-    const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wq, LoadXPair(xq, b, single)));
     __m128 dm;  // [dA, mA, dB, mB]
     if constexpr (kQ4_0) {
       dm = _mm_mul_ps(PairF16Scales(ba, bb), q4_0_mins);
@@ -179,19 +189,26 @@ TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq,
       dm = _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(Load32(ba))),
                                          static_cast<int>(Load32(bb)), 1));
     }
-    const __m128 prod = _mm_mul_ps(dm, LoadXdsPair(xds, b, single));  // [dA dxA, mA sxA, ...]
-    acc = _mm512_fmadd_ps(PairScale(prod), isum, acc);
-    macc = _mm_add_ps(macc, prod);
+    for (int k = 0; k < R; ++k) {
+      const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wq, LoadXPair(xq[k], b, single)));
+      const __m128 prod = _mm_mul_ps(dm, LoadXdsPair(xds[k], b, single));  // [dA dxA, mA sxA..]
+      acc[k] = _mm512_fmadd_ps(PairScale(prod), isum, acc[k]);
+      macc[k] = _mm_add_ps(macc[k], prod);
+    }
   }
-  alignas(16) float m[4];
-  _mm_store_ps(m, macc);
-  return ReduceLanes(acc) + (m[1] + m[3]);
+  for (int k = 0; k < R; ++k) {
+    alignas(16) float m[4];
+    _mm_store_ps(m, macc[k]);
+    out[k] = ReduceLanes(acc[k]) + (m[1] + m[3]);
+  }
 }
 
-TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq,
-                                            const float* xds, int64_t nb) {
+template <int R>
+TS_INT8_DOT_ATTR HWY_NOINLINE void DotQ8_0(const uint8_t* wrow, const int8_t* const* xq,
+                                           const float* const* xds, int64_t nb, float* out) {
   constexpr int kBytes = sizeof(BlockQ8_0);
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[R];
+  for (int k = 0; k < R; ++k) acc[k] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; b += 2) {
     const bool single = b + 1 == nb;
     const uint8_t* ba = wrow + b * kBytes;
@@ -199,14 +216,19 @@ TS_INT8_DOT_ATTR HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* x
     const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ba + 2));
     const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bb + 2));
     const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1);
-    const __m512i xv = LoadXPair(xq, b, single);
     // w * x = |w| * (sign(w) x): the left factor is unsigned as the instructions need.
-    const __m512i xs = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w), _mm512_setzero_si512(), xv);
-    const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(_mm512_abs_epi8(w), xs));
-    const __m128 prod = _mm_mul_ps(PairF16Scales(ba, bb), LoadXdsPair(xds, b, single));
-    acc = _mm512_fmadd_ps(PairScale(prod), isum, acc);
+    const __m512i wabs = _mm512_abs_epi8(w);
+    const __mmask64 wneg = _mm512_movepi8_mask(w);
+    const __m128 dw = PairF16Scales(ba, bb);
+    for (int k = 0; k < R; ++k) {
+      const __m512i xv = LoadXPair(xq[k], b, single);
+      const __m512i xs = _mm512_mask_sub_epi8(xv, wneg, _mm512_setzero_si512(), xv);
+      const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wabs, xs));
+      const __m128 prod = _mm_mul_ps(dw, LoadXdsPair(xds[k], b, single));
+      acc[k] = _mm512_fmadd_ps(PairScale(prod), isum, acc[k]);
+    }
   }
-  return ReduceLanes(acc);
+  for (int k = 0; k < R; ++k) out[k] = ReduceLanes(acc[k]);
 }
 
 #elif TS_MATMUL_AVX2
@@ -221,7 +243,7 @@ HWY_INLINE float ReduceLanes(__m256 acc) {
 }
 
 template <bool kQ4_0>
-HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
+HWY_NOINLINE float DotQ4Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -250,13 +272,14 @@ HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds
   return ReduceLanes(acc) + macc;
 }
 
-HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
+HWY_NOINLINE float DotQ8_0Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = wrow + b * sizeof(BlockQ8_0);
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQK));
-    const __m256 isum = _mm256_cvtepi32_ps(DotU8S8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w)));
+    const __m256 isum =
+        _mm256_cvtepi32_ps(DotU8S8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w)));
     uint16_t dh;
     std::memcpy(&dh, blk, 2);
     acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dh) * xds[2 * b]), isum, acc);
@@ -267,7 +290,7 @@ HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* x
 #else  // portable scalar fallback (targets below AVX2)
 
 template <bool kQ4_0>
-HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
+HWY_NOINLINE float DotQ4Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
   float acc = 0.0f, macc = 0.0f;
@@ -294,7 +317,7 @@ HWY_NOINLINE float DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds
   return acc + macc;
 }
 
-HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
+HWY_NOINLINE float DotQ8_0Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
   float acc = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     const auto* blk = reinterpret_cast<const BlockQ8_0*>(wrow + b * sizeof(BlockQ8_0));
@@ -304,6 +327,20 @@ HWY_NOINLINE float DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* x
     acc += scale * static_cast<float>(isum);
   }
   return acc;
+}
+#endif
+
+#if !TS_MATMUL_AVX512
+// Below AVX-512 the R-row kernels are R calls of the one-row kernel.
+template <bool kQ4_0, int R>
+void DotQ4(const uint8_t* wrow, const int8_t* const* xq, const float* const* xds, int64_t nb,
+           float* out) {
+  for (int k = 0; k < R; ++k) out[k] = DotQ4Row<kQ4_0>(wrow, xq[k], xds[k], nb);
+}
+template <int R>
+void DotQ8_0(const uint8_t* wrow, const int8_t* const* xq, const float* const* xds, int64_t nb,
+             float* out) {
+  for (int k = 0; k < R; ++k) out[k] = DotQ8_0Row(wrow, xq[k], xds[k], nb);
 }
 #endif
 
@@ -348,13 +385,29 @@ void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q
     case DType::kQ8_0:
     case DType::kQ4_0:
     case DType::kQ4_1: {
-      auto* dot = w.dtype == DType::kQ8_0   ? &DotQ8_0
-                  : w.dtype == DType::kQ4_0 ? &DotQ4<true>
-                                            : &DotQ4<false>;
-      for (int64_t i = i0; i < i1; ++i) {
-        const int8_t* q = xq.q + i * cols;
-        const float* ds = xq.ds + 2 * i * nb;
-        for (int64_t r = r0; r < r1; ++r) store(i, r, dot(w.Row(r), q, ds, nb));
+      // Groups of kGroup x rows share each weight row's unpacking; the remaining rows use the
+      // one-row instance of the same kernel (identical arithmetic per output).
+      constexpr int kGroup = 4;
+      auto* dot_group = w.dtype == DType::kQ8_0   ? &DotQ8_0<kGroup>
+                        : w.dtype == DType::kQ4_0 ? &DotQ4<true, kGroup>
+                                                  : &DotQ4<false, kGroup>;
+      auto* dot_one = w.dtype == DType::kQ8_0   ? &DotQ8_0<1>
+                      : w.dtype == DType::kQ4_0 ? &DotQ4<true, 1>
+                                                : &DotQ4<false, 1>;
+      for (int64_t i = i0; i < i1;) {
+        const int g = i + kGroup <= i1 ? kGroup : 1;
+        const int8_t* q[kGroup];
+        const float* ds[kGroup];
+        for (int k = 0; k < g; ++k) {
+          q[k] = xq.q + (i + k) * cols;
+          ds[k] = xq.ds + 2 * (i + k) * nb;
+        }
+        float out[kGroup];
+        for (int64_t r = r0; r < r1; ++r) {
+          (g == kGroup ? dot_group : dot_one)(w.Row(r), q, ds, nb, out);
+          for (int k = 0; k < g; ++k) store(i + k, r, out[k]);
+        }
+        i += g;
       }
       return;
     }
@@ -380,7 +433,8 @@ void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K:
-      for (int64_t r = r0; r < r1; ++r) DequantizeRow(w.dtype, w.Row(r), wbuf + (r - r0) * cols, cols);
+      for (int64_t r = r0; r < r1; ++r)
+        DequantizeRow(w.dtype, w.Row(r), wbuf + (r - r0) * cols, cols);
       for (int64_t i = i0; i < i1; ++i) {
         for (int64_t r = r0; r < r1; ++r) {
           store(i, r, DotFloat(x + i * cols, wbuf + (r - r0) * cols, cols));

@@ -1,12 +1,14 @@
-// Scalar implementations of the small ops. Compiled for the baseline ISA (no FMA contraction),
-// so every row rounds the same way on every machine of one build.
+// The small ops. SwiGlu's row kernel is SIMD (ops_simd.cc); the rest is scalar, compiled for the
+// baseline ISA (no FMA contraction), so every row rounds the same way at any n or thread count.
 #include "kernels/cpu/ops.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/dequant.h"
+#include "kernels/cpu/ops_simd.h"
 #include "kernels/cpu/quant_blocks.h"
 
 namespace ts::cpu {
@@ -49,9 +51,17 @@ void RmsNorm(ThreadPool& pool, const float* x, const float* weight, int64_t n, i
 
 void Rope(ThreadPool& pool, float* x, int64_t n, int n_heads, int head_dim,
           const int32_t* positions, const float* inv_freq, float mscale, RopeStyle style) {
+  constexpr int kMaxHalf = 256;
   const int half = head_dim / 2;
   ForRows(pool, n, static_cast<int64_t>(n_heads) * head_dim, [&](int64_t i) {
-    float cos_t[256], sin_t[256];  // (half); head_dim <= 512
+    float cos_stack[2 * kMaxHalf];  // (2, half)
+    std::vector<float> cos_heap;    // only for head_dim > 2 * kMaxHalf
+    float* cos_t = cos_stack;
+    if (half > kMaxHalf) {
+      cos_heap.resize(2 * half);
+      cos_t = cos_heap.data();
+    }
+    float* sin_t = cos_t + half;
     for (int j = 0; j < half; ++j) {
       const float angle = static_cast<float>(positions[i]) * inv_freq[j];
       cos_t[j] = std::cos(angle) * mscale;
@@ -95,12 +105,8 @@ void StoreKv(const KvLayerView& cache, const float* k, const float* v, int64_t n
 
 void SwiGlu(ThreadPool& pool, const float* gate, const float* up, int64_t n, int64_t dim,
             float* out) {
-  ForRows(pool, n, dim, [&](int64_t i) {
-    for (int64_t j = i * dim; j < (i + 1) * dim; ++j) {
-      const float g = gate[j];
-      out[j] = g / (1.0f + std::exp(-g)) * up[j];
-    }
-  });
+  ForRows(pool, n, dim,
+          [&](int64_t i) { SwiGluRow(gate + i * dim, up + i * dim, dim, out + i * dim); });
 }
 
 void Add(ThreadPool& pool, float* x, const float* y, int64_t count) {

@@ -30,10 +30,10 @@ struct BlockQ4_1 {
   uint8_t qs[kQK / 2];
 };
 struct BlockQ4_K {
-  uint16_t d;                    // f16 super-block scale for the 6-bit sub-block scales
-  uint16_t dmin;                 // f16 super-block scale for the 6-bit sub-block mins
-  uint8_t scales[kKScaleSize];   // 8 scales + 8 mins, 6 bits each (see GetScaleMinK4)
-  uint8_t qs[kQKK / 2];          // 4 chunks of 64 elements: low nibbles, then high nibbles
+  uint16_t d;                   // f16 super-block scale for the 6-bit sub-block scales
+  uint16_t dmin;                // f16 super-block scale for the 6-bit sub-block mins
+  uint8_t scales[kKScaleSize];  // 8 scales + 8 mins, 6 bits each (see GetScaleMinK4)
+  uint8_t qs[kQKK / 2];         // 4 chunks of 64 elements: low nibbles, then high nibbles
 };
 struct BlockQ5_K {
   uint16_t d;
@@ -88,9 +88,9 @@ inline uint16_t F32ToF16(float f) {
   std::memcpy(&x, &f, 4);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t abs = x & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00u);  // NaN
+  if (abs > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00u);   // NaN
   if (abs >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // rounds to inf
-  if (abs < 0x38800000u) {  // result is subnormal or zero
+  if (abs < 0x38800000u) {                                      // result is subnormal or zero
     if (abs < 0x33000000u) return static_cast<uint16_t>(sign);  // < half the smallest subnormal
     const uint32_t e = abs >> 23;
     const uint32_t m = (abs & 0x7FFFFFu) | 0x800000u;

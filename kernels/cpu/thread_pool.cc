@@ -43,8 +43,8 @@ void ThreadPool::DrainTasks(Job& job, int thread) {
 
 void ThreadPool::Run(int64_t n_tasks, TaskFn fn, void* ctx) {
   Job job{fn, ctx, n_tasks};
-  current_.store(&job);         // seq_cst
-  generation_.fetch_add(1);     // seq_cst; pairs with sleepers_ (Dekker)
+  current_.store(&job);      // seq_cst
+  generation_.fetch_add(1);  // seq_cst; pairs with sleepers_ (Dekker)
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
@@ -74,6 +74,9 @@ void ThreadPool::WorkerLoop(int thread) {
         if (++spins == 256) {
           spins = 0;
           if (std::chrono::steady_clock::now() > deadline) break;
+          // Lets the caller's thread (or anyone else) run if this core is oversubscribed; a
+          // no-op system call when nothing else is runnable here.
+          sched_yield();
         }
       }
       if (gen == seen) {

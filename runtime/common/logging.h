@@ -7,7 +7,8 @@
 
 namespace ts {
 
-// level: "trace", "debug", "info", "warn", "error", "off". Calling it again changes the level and rank.
+// level: "trace", "debug", "info", "warn", "error", "off". Calling it again changes the level and
+// rank.
 void SetupLogging(absl::string_view level, int rank);
 
 }  // namespace ts

@@ -67,10 +67,10 @@ inline int ExitCodeFor(const Status& s) {
 #define TS_STATUS_CONCAT_INNER_(a, b) a##b
 #define TS_STATUS_CONCAT_(a, b) TS_STATUS_CONCAT_INNER_(a, b)
 
-#define TS_RETURN_IF_ERROR(expr)                 \
-  do {                                           \
-    ::absl::Status ts_status_ = (expr);          \
-    if (!ts_status_.ok()) return ts_status_;     \
+#define TS_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status ts_status_ = (expr);      \
+    if (!ts_status_.ok()) return ts_status_; \
   } while (0)
 
 #define TS_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \

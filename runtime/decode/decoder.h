@@ -12,11 +12,11 @@
 namespace ts {
 
 struct DecodeCounters {
-  int64_t steps = 0;             // decoding steps (one verify/decode forward pass each)
-  int64_t committed = 0;         // tokens committed by steps
-  int64_t drafted = 0;           // draft tokens proposed (0 for AR)
-  int64_t accepted = 0;          // draft tokens accepted (0 for AR)
-  int64_t accepted_ngram = 0;    // accepted draft tokens that came from n-gram branches
+  int64_t steps = 0;           // decoding steps (one verify/decode forward pass each)
+  int64_t committed = 0;       // tokens committed by steps
+  int64_t drafted = 0;         // draft tokens proposed (0 for AR)
+  int64_t accepted = 0;        // draft tokens accepted (0 for AR)
+  int64_t accepted_ngram = 0;  // accepted draft tokens that came from n-gram branches
 };
 
 class Decoder {

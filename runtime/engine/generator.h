@@ -32,7 +32,7 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0;
   double decode_seconds = 0;
-  std::string stop_reason;      // "eos" or "length"
+  std::string stop_reason;  // "eos" or "length"
   DecodeCounters counters;
 };
 

@@ -12,7 +12,8 @@ StatusOr<Model> LoadModel(const std::string& path, bool require_tokenizer) {
   } else if (!model.files->tokenizer_json.empty()) {
     TS_ASSIGN_OR_RETURN(model.tokenizer, LoadHfTokenizer(model.files->tokenizer_json));
   } else if (require_tokenizer) {
-    return BadInput(path, ": no tokenizer (expected tokenizer.json beside config.json or "
+    return BadInput(path,
+                    ": no tokenizer (expected tokenizer.json beside config.json or "
                     "tokenizer.ggml.* keys in the GGUF file)");
   }
   return model;

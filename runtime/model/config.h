@@ -44,9 +44,9 @@ struct ModelConfig {
   RopeStyle rope_style = RopeStyle::kNeox;  // kInterleaved for GGUF llama
   bool tie_embeddings = false;
   bool qkv_bias = false;
-  int32_t bos_id = -1;              // -1 when none
-  std::vector<int32_t> eos_ids;     // generation stops at any of these
-  bool add_bos = false;             // prepend BOS when tokenizing a prompt
+  int32_t bos_id = -1;           // -1 when none
+  std::vector<int32_t> eos_ids;  // generation stops at any of these
+  bool add_bos = false;          // prepend BOS when tokenizing a prompt
 };
 
 }  // namespace ts

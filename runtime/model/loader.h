@@ -30,10 +30,10 @@ struct TensorInfo {
 };
 
 struct LoadedModel {
-  std::string source;   // the path given
-  std::string format;   // "gguf" or "safetensors"
+  std::string source;  // the path given
+  std::string format;  // "gguf" or "safetensors"
   ModelConfig config;
-  ModelWeights weights;  // views into the mapped files and into owned_f32
+  ModelWeights weights;                 // views into the mapped files and into owned_f32
   std::optional<VocabData> gguf_vocab;  // the vocabulary embedded in a GGUF file
   std::string tokenizer_json;           // HF directory: path of tokenizer.json when present
   std::vector<TensorInfo> tensors;      // every tensor of the files, in file order

@@ -33,8 +33,7 @@ class Transformer {
 
   // logits: (logits_rows.size(), vocab). hidden (optional): the final hidden state before the
   // final norm for the same rows, (logits_rows.size(), hidden_size).
-  Status Forward(const ForwardBatch& batch, KvCache& cache, float* logits,
-                 float* hidden = nullptr);
+  Status Forward(const ForwardBatch& batch, KvCache& cache, float* logits, float* hidden = nullptr);
 
   const ModelConfig& config() const { return config_; }
   int64_t max_batch() const { return max_batch_; }
@@ -50,14 +49,14 @@ class Transformer {
   RopeTable rope_;
   float attn_scale_;
   // Scratch, (max_batch, ...) each.
-  std::vector<float> x_;     // residual stream (n, hidden)
-  std::vector<float> h_;     // normed / projected (n, hidden)
-  std::vector<float> q_;     // (n, n_heads * head_dim)
-  std::vector<float> k_;     // (n, n_kv_heads * head_dim)
-  std::vector<float> v_;     // (n, n_kv_heads * head_dim)
-  std::vector<float> att_;   // (n, n_heads * head_dim)
-  std::vector<float> gate_;  // (n, intermediate)
-  std::vector<float> up_;    // (n, intermediate)
+  std::vector<float> x_;         // residual stream (n, hidden)
+  std::vector<float> h_;         // normed / projected (n, hidden)
+  std::vector<float> q_;         // (n, n_heads * head_dim)
+  std::vector<float> k_;         // (n, n_kv_heads * head_dim)
+  std::vector<float> v_;         // (n, n_kv_heads * head_dim)
+  std::vector<float> att_;       // (n, n_heads * head_dim)
+  std::vector<float> gate_;      // (n, intermediate)
+  std::vector<float> up_;        // (n, intermediate)
   std::vector<float> out_rows_;  // (n, hidden) gathered rows for the head
 };
 

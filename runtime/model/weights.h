@@ -14,15 +14,15 @@ struct LayerWeights {
   const float* bq = nullptr;         // biases (qwen2), nullptr when absent
   const float* bk = nullptr;
   const float* bv = nullptr;
-  const float* ffn_norm = nullptr;   // (hidden)
-  Matrix w_gate, w_up;               // (intermediate, hidden)
-  Matrix w_down;                     // (hidden, intermediate)
+  const float* ffn_norm = nullptr;  // (hidden)
+  Matrix w_gate, w_up;              // (intermediate, hidden)
+  Matrix w_down;                    // (hidden, intermediate)
 };
 
 struct ModelWeights {
-  Matrix embed;                      // (vocab, hidden)
-  Matrix lm_head;                    // (vocab, hidden); same memory as embed when tied
-  const float* final_norm = nullptr; // (hidden)
+  Matrix embed;                       // (vocab, hidden)
+  Matrix lm_head;                     // (vocab, hidden); same memory as embed when tied
+  const float* final_norm = nullptr;  // (hidden)
   std::vector<LayerWeights> layers;
 };
 

@@ -1,5 +1,6 @@
 #include "runtime/tokenizer/byte_level_bpe_tokenizer.h"
 
+#include <deque>
 #include <utility>
 
 #include "runtime/tokenizer/byte_level.h"
@@ -44,10 +45,21 @@ std::vector<int32_t> ByteLevelBpeTokenizer::Encode(std::string_view text, bool a
 
   std::vector<Fragment> fragments{{text, -1}};
   std::vector<Fragment> next;
-  for (const LiteralMatcher& pass : spec_.literal_passes) {
-    if (pass.empty()) continue;
+  if (!spec_.raw_literals.empty()) {
+    spec_.raw_literals.Split(fragments, &next);
+    std::swap(fragments, next);
+  }
+  std::deque<std::string> normalized_storage;  // stable addresses: fragments point into it
+  if (!spec_.normalizer.empty()) {
+    for (Fragment& frag : fragments) {
+      if (frag.id >= 0) continue;
+      frag.text = SanitizeUtf8(frag.text, &normalized_storage.emplace_back());
+      frag.text = spec_.normalizer.Apply(frag.text, &normalized_storage.emplace_back());
+    }
+  }
+  if (!spec_.normalized_literals.empty()) {
     next.clear();
-    pass.Split(fragments, &next);
+    spec_.normalized_literals.Split(fragments, &next);
     std::swap(fragments, next);
   }
 

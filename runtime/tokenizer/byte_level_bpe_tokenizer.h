@@ -1,13 +1,17 @@
 // Byte-level BPE tokenizer (GPT-2 family: SmolLM, Llama-3, Qwen2), built from either an HF
 // tokenizer.json or a GGUF "gpt2" vocabulary.
 //
-// Encode(text):
-//   1. literal added/special tokens are cut out of the raw text (LiteralMatcher);
-//   2. each remaining fragment: invalid UTF-8 -> U+FFFD per bad byte (utf8.h), then the regex
-//      pre-tokenizer splits it into words;
-//   3. each word is written in the byte-level alphabet and BPE-encoded; the ids of a word are
+// Encode(text) (the order of HF's AddedVocabulary::extract_and_normalize):
+//   1. literal tokens matched on raw text (HF normalized=false, GGUF control/user-defined) are
+//      cut out of the text (LiteralMatcher);
+//   2. with a normalizer (NFC), each remaining fragment: invalid UTF-8 -> U+FFFD per bad byte
+//      (utf8.h), then normalized; literal tokens matched on normalized text (HF normalized=true)
+//      are cut out of the result;
+//   3. each remaining fragment: invalid UTF-8 -> U+FFFD, then the regex pre-tokenizer splits it
+//      into words;
+//   4. each word is written in the byte-level alphabet and BPE-encoded; the ids of a word are
 //      cached for the rest of the call (long texts repeat words a lot);
-//   4. with add_special, the template's prefix (BOS) and suffix ids are added.
+//   5. with add_special, the template's prefix (BOS) and suffix ids are added.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +22,7 @@
 
 #include "runtime/tokenizer/bpe_model.h"
 #include "runtime/tokenizer/literal_matcher.h"
+#include "runtime/tokenizer/normalizer.h"
 #include "runtime/tokenizer/pre_tokenizer.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -26,8 +31,9 @@ namespace ts::tok {
 struct ByteLevelBpeSpec {
   BpeModel model;
   PreTokenizer pre_tokenizer;
-  // Matched in this order (HF: tokens not normalized first, then normalized ones).
-  std::vector<LiteralMatcher> literal_passes;
+  Normalizer normalizer;
+  LiteralMatcher raw_literals;         // matched before normalization
+  LiteralMatcher normalized_literals;  // matched after it (their text already normalized)
   // id -> text: byte-level form for vocabulary tokens, literal text for added/control tokens.
   std::vector<std::string> pieces;
   std::vector<bool> piece_is_literal;  // text is written as is (not byte-level)

@@ -80,12 +80,11 @@ StatusOr<std::unique_ptr<Tokenizer>> MakeByteLevelBpe(const VocabData& v,
   spec.pieces = v.tokens;
   spec.piece_is_literal.assign(n, false);
   spec.is_control.assign(n, false);
-  spec.literal_passes.resize(1);
   for (size_t i = 0; i < n; ++i) {
     spec.model.AddToken(v.tokens[i], static_cast<int32_t>(i));
     const int32_t type = v.token_types.empty() ? 1 : v.token_types[i];
     if (type == kTypeControl || type == kTypeUserDefined) {
-      spec.literal_passes[0].Add(v.tokens[i], static_cast<int32_t>(i));
+      spec.raw_literals.Add(v.tokens[i], static_cast<int32_t>(i));
       spec.piece_is_literal[i] = true;
       spec.is_control[i] = type == kTypeControl;
     }

@@ -1,7 +1,7 @@
 // LoadHfTokenizer: HF tokenizer.json for byte-level BPE (GPT-2, SmolLM, Llama-3, Qwen2 families).
 //
 // Supported (anything else is rejected with "<file>: field 'X': expected ..."):
-//   normalizer      null
+//   normalizer      null, NFC, or a Sequence of NFC
 //   pre_tokenizer   ByteLevel (last), optionally after Split (Regex/String pattern, behavior
 //                   Isolated or Removed, invert false) and Digits, in a Sequence
 //   model           BPE with vocab and merges ("a b" strings or ["a", "b"] pairs), ignore_merges,
@@ -82,7 +82,7 @@ class HfLoader {
   Status Bad(const std::string& field, const Args&... args) const {
     return BadInput(path_, ": field '", field, "': expected ", args...);
   }
-  Status CheckNormalizer(const Json& root);
+  Status LoadNormalizer(const Json& node, const std::string& field);
   Status AddPreTokenizer(const Json& node, const std::string& field, bool last);
   Status LoadModel(const Json& root);
   Status LoadAddedTokens(const Json& root);
@@ -98,9 +98,29 @@ class HfLoader {
   std::vector<std::pair<std::string, int32_t>> vocab_;
 };
 
-Status HfLoader::CheckNormalizer(const Json& root) {
-  if (IsNullOrAbsent(root, "normalizer")) return absl::OkStatus();
-  return Bad("normalizer", "null (normalizer '", TypeOf(root["normalizer"]), "' is not supported)");
+Status HfLoader::LoadNormalizer(const Json& node, const std::string& field) {
+  if (node.is_null()) return absl::OkStatus();
+  const std::string type = TypeOf(node);
+  if (type == "NFC") {
+    spec_.normalizer = tok::Normalizer(tok::Normalizer::Kind::kNfc);
+    return absl::OkStatus();
+  }
+  if (type == "Sequence") {
+    const Json* list = Find(node, "normalizers");
+    if (list == nullptr || !list->is_array()) {
+      return Bad(absl::StrCat(field, ".normalizers"), "a list");
+    }
+    for (size_t i = 0; i < list->size(); ++i) {
+      const std::string item_field = absl::StrCat(field, ".normalizers[", i, "]");
+      if (TypeOf((*list)[i]) != "NFC") {
+        return Bad(item_field, "NFC (the only normalizer supported in a Sequence), got \"",
+                   TypeOf((*list)[i]), "\"");
+      }
+      TS_RETURN_IF_ERROR(LoadNormalizer((*list)[i], item_field));
+    }
+    return absl::OkStatus();
+  }
+  return Bad(field, "null, NFC or a Sequence of NFC (normalizer \"", type, "\" is not supported)");
 }
 
 Status HfLoader::AddPreTokenizer(const Json& node, const std::string& field, bool last) {
@@ -227,7 +247,6 @@ Status HfLoader::LoadAddedTokens(const Json& root) {
   const Json* added = Find(root, "added_tokens");
   if (added == nullptr || added->is_null()) return absl::OkStatus();
   if (!added->is_array()) return Bad("added_tokens", "a list");
-  spec_.literal_passes.resize(2);  // [0]: normalized false, [1]: normalized true
   std::vector<std::pair<std::string, int32_t>> as_pieces;
   for (size_t i = 0; i < added->size(); ++i) {
     const Json& t = (*added)[i];
@@ -247,7 +266,13 @@ Status HfLoader::LoadAddedTokens(const Json& root) {
     const std::string text = content->get<std::string>();
     const int32_t token_id = id->get<int32_t>();
     const bool special = BoolOr(t, "special", false);
-    spec_.literal_passes[BoolOr(t, "normalized", !special) ? 1 : 0].Add(text, token_id);
+    if (BoolOr(t, "normalized", !special)) {
+      // Matched on normalized text, so written in normalized form (as HF does).
+      std::string storage;
+      spec_.normalized_literals.Add(std::string(spec_.normalizer.Apply(text, &storage)), token_id);
+    } else {
+      spec_.raw_literals.Add(text, token_id);
+    }
     added_ids_.insert_or_assign(text, token_id);
     if (static_cast<size_t>(token_id) >= spec_.pieces.size()) {
       spec_.pieces.resize(token_id + 1);
@@ -354,7 +379,9 @@ void HfLoader::LoadTokenizerConfig() {
 StatusOr<std::unique_ptr<Tokenizer>> HfLoader::Load() {
   TS_ASSIGN_OR_RETURN(Json root, ReadJson(path_));
   if (!root.is_object()) return BadInput(path_, ": expected a JSON object at the top level");
-  TS_RETURN_IF_ERROR(CheckNormalizer(root));
+  if (const Json* normalizer = Find(root, "normalizer"); normalizer != nullptr) {
+    TS_RETURN_IF_ERROR(LoadNormalizer(*normalizer, "normalizer"));
+  }
   TS_RETURN_IF_ERROR(LoadModel(root));
   if (const Json* pre = Find(root, "pre_tokenizer"); pre != nullptr && !pre->is_null()) {
     TS_RETURN_IF_ERROR(AddPreTokenizer(*pre, "pre_tokenizer", true));

@@ -129,8 +129,8 @@ TEST_P(ForwardGoldenTest, LogitsMatchTransformersWithin1e4) {
     const int64_t offset = prompt["logits_row_offset"].get<int64_t>();
     const std::vector<float> ours = Prefill(ids, 128, DType::kF32);
     for (size_t r = 0; r < ids.size(); ++r) {
-      const double err = RowRelError(ours.data() + r * vocab,
-                                     c_.logits.data() + (offset + r) * vocab, vocab);
+      const double err =
+          RowRelError(ours.data() + r * vocab, c_.logits.data() + (offset + r) * vocab, vocab);
       ASSERT_LE(err, 1e-4) << c_.name << " prompt of " << ids.size() << " tokens, position " << r;
     }
   }
@@ -192,15 +192,14 @@ std::vector<std::string> Cases() {
   return ReadJson(kGolden / "index.json")["cases"].get<std::vector<std::string>>();
 }
 
-INSTANTIATE_TEST_SUITE_P(Presets, ForwardGoldenTest, ::testing::ValuesIn(Cases()),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           std::replace_if(
-                               name.begin(), name.end(),
-                               [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); },
-                               '_');
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Presets, ForwardGoldenTest, ::testing::ValuesIn(Cases()), [](const auto& info) {
+      std::string name = info.param;
+      std::replace_if(
+          name.begin(), name.end(),
+          [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
+      return name;
+    });
 
 }  // namespace
 }  // namespace ts

@@ -1,10 +1,11 @@
 // DequantizeRow / QuantizeRow against gguf-py (scripts/make_quant_fixtures.py), bit for bit.
+#include "kernels/cpu/dequant.h"
+
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/cpu/dequant.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -19,9 +20,8 @@ struct FixtureCase {
 };
 
 constexpr FixtureCase kDequantCases[] = {
-    {DType::kF16, "f16"},   {DType::kBF16, "bf16"}, {DType::kQ8_0, "q8_0"},
-    {DType::kQ4_0, "q4_0"}, {DType::kQ4_1, "q4_1"}, {DType::kQ4_K, "q4_k"},
-    {DType::kQ5_K, "q5_k"}, {DType::kQ6_K, "q6_k"},
+    {DType::kF16, "f16"},   {DType::kBF16, "bf16"}, {DType::kQ8_0, "q8_0"}, {DType::kQ4_0, "q4_0"},
+    {DType::kQ4_1, "q4_1"}, {DType::kQ4_K, "q4_k"}, {DType::kQ5_K, "q5_k"}, {DType::kQ6_K, "q6_k"},
 };
 
 TEST(Dequant, MatchesGgufPyExactly) {
@@ -69,9 +69,9 @@ TEST(Quantize, RoundTripErrorIsSmall) {
   const struct {
     DType type;
     double max_nmse;
-  } cases[] = {{DType::kF32, 0},       {DType::kF16, 1e-6},    {DType::kBF16, 1e-4},
-               {DType::kQ8_0, 1e-4},   {DType::kQ4_0, 2e-2},   {DType::kQ4_1, 2e-2},
-               {DType::kQ4_K, 2e-2},   {DType::kQ5_K, 5e-3},   {DType::kQ6_K, 2e-3}};
+  } cases[] = {{DType::kF32, 0},     {DType::kF16, 1e-6},  {DType::kBF16, 1e-4},
+               {DType::kQ8_0, 1e-4}, {DType::kQ4_0, 2e-2}, {DType::kQ4_1, 2e-2},
+               {DType::kQ4_K, 2e-2}, {DType::kQ5_K, 5e-3}, {DType::kQ6_K, 2e-3}};
   const int64_t n = 1024;
   const std::vector<float> x = testing::RandomFloats(n, 7, 2.0f);
   const std::vector<double> ref(x.begin(), x.end());
@@ -90,9 +90,9 @@ TEST(HalfConversions, RoundToNearestEven) {
   EXPECT_EQ(F32ToF16(65504.0f), 0x7BFF);
   EXPECT_EQ(F32ToF16(65520.0f), 0x7C00);
   EXPECT_EQ(F32ToF16(-0.0f), 0x8000);
-  EXPECT_EQ(F32ToF16(std::ldexp(1.0f, -24)), 0x0001);       // smallest subnormal
-  EXPECT_EQ(F32ToF16(std::ldexp(1.0f, -25)), 0x0000);       // tie -> even (0)
-  EXPECT_EQ(F32ToF16(std::ldexp(3.0f, -25)), 0x0002);       // 1.5 ulp tie -> even (2)
+  EXPECT_EQ(F32ToF16(std::ldexp(1.0f, -24)), 0x0001);         // smallest subnormal
+  EXPECT_EQ(F32ToF16(std::ldexp(1.0f, -25)), 0x0000);         // tie -> even (0)
+  EXPECT_EQ(F32ToF16(std::ldexp(3.0f, -25)), 0x0002);         // 1.5 ulp tie -> even (2)
   EXPECT_EQ(F32ToF16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie -> even
   EXPECT_EQ(F32ToF16(1.0f + std::ldexp(3.0f, -11)), 0x3C02);  // tie -> even (up)
   for (uint32_t h = 0; h < 0x10000; ++h) {

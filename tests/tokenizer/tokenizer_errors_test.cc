@@ -57,9 +57,14 @@ TEST(TokenizerErrors, BadTokenizerJson_IsBadInputNamingFileAndField) {
   ExpectBadInput("merge_type.json", TinyJson(R"({"type":"BPE","vocab":{"a":0},"merges":[7]})"),
                  "'model.merges[0]'");
   ExpectBadInput("no_vocab.json", TinyJson(R"({"type":"BPE","merges":[]})"), "'model.vocab'");
-  ExpectBadInput("nfc.json",
-                 R"({"normalizer":{"type":"NFC"},"model":)" + std::string(kGoodModel) + "}",
+  ExpectBadInput("nfkc.json",
+                 R"({"normalizer":{"type":"NFKC"},"model":)" + std::string(kGoodModel) + "}",
                  "'normalizer'");
+  ExpectBadInput("seq_lowercase.json",
+                 R"({"normalizer":{"type":"Sequence","normalizers":[{"type":"NFC"},)"
+                 R"({"type":"Lowercase"}]},"model":)" +
+                     std::string(kGoodModel) + "}",
+                 "'normalizer.normalizers[1]'");
   ExpectBadInput(
       "no_byte_level.json",
       R"({"pre_tokenizer":{"type":"Whitespace"},"model":)" + std::string(kGoodModel) + "}",
