@@ -107,19 +107,35 @@ TEST_F(SmolLM2Test, PerplexityWithinTwoPercentOfLlamaCpp) {
   EXPECT_LT(sum_abs / ref_lp.size(), 0.15);
 }
 
-TEST_F(SmolLM2Test, GreedyContinuationMatchesLlamaCpp) {
-  const auto& g = (*reference_)["greedy"];
-  const auto prompt = g["prompt_ids"].get<std::vector<int32_t>>();
-  const auto expected = g["token_ids"].get<std::vector<int32_t>>();
-  const auto margins = g["top2_margins"].get<std::vector<double>>();
-  EXPECT_EQ(model_->tokenizer->Encode(g["prompt"].get<std::string>(), true), prompt);
+// Greedy decoding is held to exact arithmetic (float64 on gguf-py's dequantized weights,
+// tests/fixtures/reference), wherever exact arithmetic's own top-2 margin exceeds our measured
+// logit error; llama.cpp (8-bit activations, f16 KV cache) only where its margin is wide.
+TEST_F(SmolLM2Test, GreedyContinuationMatchesExactArithmetic) {
+  const auto exact = nlohmann::json::parse(
+      ReadText(fs::path(TS_FIXTURES_DIR) / "reference" / "smollm2_f64_greedy.json"));
+  const auto prompt = exact["prompt_ids"].get<std::vector<int32_t>>();
+  const auto expected = exact["token_ids"].get<std::vector<int32_t>>();
+  const auto margins = exact["top2_margins"].get<std::vector<double>>();
   SamplingParams greedy;
   greedy.temperature = 0;
   greedy.penalty = 1;
   const std::vector<int32_t> ours = Generate(prompt, greedy, expected.size(), 2, 256);
-  for (size_t i = 0; i < expected.size(); ++i) {
-    if (margins[i] < 0.1) break;  // llama.cpp's own choice was a near-tie
-    ASSERT_EQ(ours[i], expected[i]) << "greedy token " << i;
+  size_t checked = 0;
+  for (size_t i = 0; i < expected.size(); ++i, ++checked) {
+    if (margins[i] < 0.1) break;
+    ASSERT_EQ(ours[i], expected[i])
+        << "greedy token " << i << " (exact margin " << margins[i] << ")";
+  }
+  EXPECT_GE(checked, 8u) << "the reference continuation has too few clear choices to test";
+
+  const auto& g = (*reference_)["greedy"];
+  EXPECT_EQ(model_->tokenizer->Encode(g["prompt"].get<std::string>(), true),
+            g["prompt_ids"].get<std::vector<int32_t>>());
+  const auto llama = g["token_ids"].get<std::vector<int32_t>>();
+  const auto llama_margins = g["top2_margins"].get<std::vector<double>>();
+  for (size_t i = 0; i < llama.size() && i < ours.size(); ++i) {
+    if (llama_margins[i] < 0.5) break;
+    ASSERT_EQ(ours[i], llama[i]) << "greedy token " << i << " vs llama.cpp";
   }
 }
 
