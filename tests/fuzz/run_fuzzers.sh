@@ -10,7 +10,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${TS_FUZZ_BUILD_DIR:-${root}/build-fuzz}"
 seconds="${1:-30}"
-targets=(fuzz_gguf fuzz_safetensors fuzz_hf_config)
+targets=(fuzz_gguf fuzz_safetensors fuzz_hf_config fuzz_tokenizer_json)
 
 cmake -S "${root}" -B "${build}" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=Release -DTS_FUZZ=ON -DTS_TESTS=ON -DTS_CUDA=OFF -DTS_MPI=OFF \
@@ -19,7 +19,8 @@ cmake --build "${build}" --target "${targets[@]}" -j"${JOBS:-2}"
 
 seeds="${build}/fuzz-seeds"
 python3 "${root}/tests/fuzz/make_seeds.py" "${seeds}"
-mkdir -p "${build}/fuzz-artifacts"
+mkdir -p "${build}/fuzz-artifacts" "${seeds}/tokenizer_json"
+cp "${root}"/tests/fixtures/tokenizer/qwen2_nfc_tokenizer.json "${seeds}/tokenizer_json/"
 
 status=0
 for target in "${targets[@]}"; do
