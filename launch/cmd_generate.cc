@@ -132,7 +132,10 @@ Status RunGenerate(const GenerateArgs& args) {
   StreamSink sink(*model.tokenizer, !args.quiet, args.max_new_tokens);
   TS_ASSIGN_OR_RETURN(GenerationResult result, Generate(decoder, prompt_ids, limits, &sink));
   sink.Finish();
-  if (!args.quiet) std::printf("\n");
+  if (!args.quiet) {
+    std::printf("\n");
+    std::fflush(stdout);
+  }
 
   const int64_t generated = static_cast<int64_t>(result.tokens.size());
   const double tps = result.decode_seconds > 0 ? generated / result.decode_seconds : 0.0;
