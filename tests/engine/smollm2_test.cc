@@ -16,21 +16,14 @@
 #include "runtime/engine/generator.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/scorer.h"
+#include "tests/common/default_model.h"
 
 namespace ts {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string ModelPath() {
-  if (const char* p = std::getenv("TS_MODEL_PATH"); p != nullptr && *p != '\0') return p;
-  const char* cache = std::getenv("TS_CACHE_DIR");
-  const char* home = std::getenv("HOME");
-  const std::string dir = cache != nullptr && *cache != '\0'
-                              ? std::string(cache)
-                              : std::string(home != nullptr ? home : ".") + "/.cache/tokenswift";
-  return dir + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+std::string ModelPath() { return testing_paths::DefaultModelPath(); }
 
 std::string ReadText(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -42,7 +35,7 @@ std::string ReadText(const fs::path& path) {
 class SmolLM2Test : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!fs::exists(ModelPath())) return;
+    if (ModelPath().empty()) return;
     StatusOr<Model> model = LoadModel(ModelPath(), /*require_tokenizer=*/true);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = new Model(std::move(*model));
@@ -56,7 +49,7 @@ class SmolLM2Test : public ::testing::Test {
     reference_ = nullptr;
   }
   void SetUp() override {
-    if (model_ == nullptr) GTEST_SKIP() << "default model not found at " << ModelPath();
+    if (model_ == nullptr) GTEST_SKIP() << "default model not found (run scripts/fetch-model.sh)";
   }
 
   std::vector<int32_t> Generate(const std::vector<int32_t>& prompt, const SamplingParams& params,

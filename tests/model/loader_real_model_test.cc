@@ -8,28 +8,14 @@
 #include "gtest/gtest.h"
 #include "runtime/model/inspect.h"
 #include "runtime/model/loader.h"
+#include "tests/common/default_model.h"
 
 namespace ts {
 namespace {
 
-constexpr char kModelFile[] = "SmolLM2-135M-Instruct.Q4_1.gguf";
+constexpr const char* kModelFile = testing_paths::kDefaultModelFile;
 
-std::string FindModel() {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> dirs;
-  if (const char* d = std::getenv("TS_CACHE_DIR")) {
-    dirs.push_back(fs::path(d));
-    dirs.push_back(fs::path(d) / "models");
-  }
-  if (const char* home = std::getenv("HOME")) {
-    dirs.push_back(fs::path(home) / ".cache" / "tokenswift" / "models");
-  }
-  for (const fs::path& d : dirs) {
-    std::error_code ec;
-    if (fs::is_regular_file(d / kModelFile, ec)) return (d / kModelFile).string();
-  }
-  return "";
-}
+std::string FindModel() { return testing_paths::DefaultModelPath(); }
 
 TEST(RealModelTest, LoadsSmolLm2Q4_1) {
   const std::string path = FindModel();

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "runtime/engine/model.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "tests/common/default_model.h"
 #include "tests/tokenizer/tokenizer_test_util.h"
 
 namespace ts {
@@ -24,24 +25,9 @@ using testing::ReadFileOrDie;
 using testing::ReadJsonOrDie;
 using testing::SameIds;
 
-constexpr char kModelFile[] = "SmolLM2-135M-Instruct.Q4_1.gguf";
+constexpr const char* kModelFile = testing_paths::kDefaultModelFile;
 
-// TS_MODEL_PATH, else where scripts/fetch-model.sh puts the model; empty when neither exists.
-std::string ModelPath() {
-  if (const char* p = std::getenv("TS_MODEL_PATH"); p != nullptr && *p != '\0') {
-    if (std::filesystem::is_regular_file(p)) return p;
-  }
-  std::filesystem::path cache;
-  if (const char* d = std::getenv("TS_CACHE_DIR"); d != nullptr && *d != '\0') {
-    cache = d;
-  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
-    cache = std::filesystem::path(x) / "tokenswift";
-  } else if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
-    cache = std::filesystem::path(h) / ".cache" / "tokenswift";
-  }
-  const std::filesystem::path model = cache / "models" / kModelFile;
-  return !cache.empty() && std::filesystem::is_regular_file(model) ? model.string() : "";
-}
+std::string ModelPath() { return testing_paths::DefaultModelPath(); }
 
 class TokenizerRealVocab : public ::testing::Test {
  protected:
