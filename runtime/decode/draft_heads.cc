@@ -1,0 +1,232 @@
+// Draft heads: loading (safetensors file or HF directory), applying through Backend ops, and
+// writing random heads. See draft_heads.h for the structure and its source.
+//
+// Note on backends: Apply only calls Backend ops, so it runs unchanged on any backend whose
+// pointers are host memory (the CPU one). On the CUDA backend every pointer an op receives must
+// be device memory: the linear weights, the f32 norm copies and the scratch buffers below would
+// have to be uploaded / allocated on the device, exactly as for the Transformer's own weights
+// and scratch, once the Backend interface has a memory API.
+#include "runtime/decode/draft_heads.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "runtime/common/mapped_file.h"
+#include "runtime/model/loader.h"
+#include "runtime/model/safetensors.h"
+#include "runtime/model/test_model.h"
+#include "runtime/model/weight_names.h"
+
+namespace ts {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kPrefix = "model.medusa_layers.";
+
+// The *.safetensors files `path` stands for, sorted by name.
+StatusOr<std::vector<std::string>> SafetensorsFilesOf(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) return BadInput(path, ": no such file or directory");
+  if (!fs::is_directory(st)) return std::vector<std::string>{path};
+  std::vector<std::string> files;
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    std::error_code type_ec;
+    if (p.extension() == ".safetensors" && it->is_regular_file(type_ec)) {
+      files.push_back(p.string());
+    }
+  }
+  if (ec) return BadInput(path, ": cannot list directory: ", ec.message());
+  if (files.empty()) return BadInput(path, ": directory holds no .safetensors file");
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// One draft-head tensor found in a file.
+struct Found {
+  TensorInfo info;
+  size_t file_index = 0;
+};
+
+StatusOr<const Found*> Require(const std::map<std::string, Found>& found, const std::string& source,
+                               const std::string& name, std::vector<int64_t> shape, int head,
+                               int num_heads) {
+  auto it = found.find(name);
+  if (it == found.end()) {
+    return BadInput(source, ": missing tensor '", name, "' (draft head ", head, " of ", num_heads,
+                    ")");
+  }
+  const TensorInfo& t = it->second.info;
+  if (t.shape != shape) {
+    return BadInput(t.file, ": tensor '", name, "': shape ", ShapeString(t.shape), ", expected ",
+                    ShapeString(shape), " (hidden_size ", shape[0], ")");
+  }
+  if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16) {
+    return BadInput(t.file, ": tensor '", name, "': dtype ", GetDTypeInfo(t.dtype).name,
+                    ", expected f32, f16 or bf16");
+  }
+  return &it->second;
+}
+
+}  // namespace
+
+std::string DraftHeadTensorName(int head, const char* part) {
+  return Cat(kPrefix, head, ".", part, ".weight");
+}
+
+DraftHeads::~DraftHeads() = default;
+
+StatusOr<std::unique_ptr<DraftHeads>> DraftHeads::Load(const std::string& path,
+                                                       const ModelConfig& config, int64_t max_rows,
+                                                       int num_heads) {
+  const int64_t h = config.hidden_size;
+  if (h < 1) return BadInput(path, ": model hidden_size ", h, " must be positive");
+  if (num_heads < 1) return BadInput(path, ": number of draft heads ", num_heads, " must be >= 1");
+  if (max_rows < 1) return BadInput(path, ": draft heads max_rows ", max_rows, " must be >= 1");
+
+  std::unique_ptr<DraftHeads> heads(new DraftHeads());
+  heads->source_ = path;
+  heads->hidden_ = h;
+  heads->max_rows_ = max_rows;
+  heads->eps_ = config.rms_eps;
+
+  // Map every candidate file; keep the ones holding draft-head tensors.
+  TS_ASSIGN_OR_RETURN(std::vector<std::string> paths, SafetensorsFilesOf(path));
+  std::map<std::string, Found> found;
+  for (const std::string& file_path : paths) {
+    TS_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file, MappedFile::Open(file_path));
+    TS_ASSIGN_OR_RETURN(SafetensorsHeader header,
+                        ParseSafetensors(file->data(), file->size(), file_path));
+    bool used = false;
+    for (const SafetensorsEntry& e : header.tensors) {
+      if (!e.name.starts_with(kPrefix)) continue;
+      Found f;
+      f.info.name = e.name;
+      f.info.file = file_path;
+      f.info.dtype = e.dtype;
+      f.info.shape = e.shape;
+      f.info.data = file->data() + e.offset;
+      f.info.nbytes = static_cast<size_t>(e.nbytes);
+      f.file_index = heads->files_.size();
+      auto [it, inserted] = found.emplace(e.name, std::move(f));
+      if (!inserted) {
+        return BadInput(file_path, ": tensor '", e.name, "' also in ", it->second.info.file);
+      }
+      used = true;
+    }
+    if (used) heads->files_.push_back(std::move(file));
+  }
+
+  heads->norms_.reserve(2 * static_cast<size_t>(num_heads));  // moves keep data() valid
+  for (int i = 0; i < num_heads; ++i) {
+    DraftHeadWeights w;
+    for (const char* part : {"input_layernorm", "post_layernorm"}) {
+      TS_ASSIGN_OR_RETURN(const Found* f,
+                          Require(found, path, DraftHeadTensorName(i, part), {h}, i, num_heads));
+      TS_ASSIGN_OR_RETURN(std::vector<float> values, ToF32(f->info));
+      heads->norms_.push_back(std::move(values));
+      (std::string_view(part) == "input_layernorm" ? w.input_norm : w.post_norm) =
+          heads->norms_.back().data();
+    }
+    TS_ASSIGN_OR_RETURN(const Found* lin, Require(found, path, DraftHeadTensorName(i, "linear"),
+                                                  {h, h}, i, num_heads));
+    w.linear.data = lin->info.data;
+    w.linear.dtype = lin->info.dtype;
+    w.linear.rows = h;
+    w.linear.cols = h;
+    w.linear.row_bytes = RowBytes(lin->info.dtype, h);
+    heads->heads_.push_back(w);
+  }
+
+  const size_t scratch = static_cast<size_t>(max_rows * h);
+  heads->normed_.assign(scratch, 0.0f);
+  heads->stream_a_.assign(scratch, 0.0f);
+  heads->stream_b_.assign(scratch, 0.0f);
+  return heads;
+}
+
+Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const Matrix& lm_head,
+                         float* logits_out) {
+  if (n < 1 || n > max_rows_) {
+    return BadInput("draft heads (", source_, "): ", n, " rows, expected 1..", max_rows_);
+  }
+  if (lm_head.cols != hidden_) {
+    return BadInput("draft heads (", source_, "): lm_head has ", lm_head.cols,
+                    " columns, expected hidden_size ", hidden_);
+  }
+  if (hidden == nullptr || logits_out == nullptr) {
+    return BadInput("draft heads (", source_, "): null hidden or logits buffer");
+  }
+  const int64_t count = n * hidden_;
+  const size_t logits_per_head = static_cast<size_t>(n * lm_head.rows);
+  const float* prev = hidden;  // x_i, (n, hidden)
+  float* normed = normed_.data();
+  for (size_t i = 0; i < heads_.size(); ++i) {
+    const DraftHeadWeights& w = heads_[i];
+    float* next = (i % 2 == 0) ? stream_a_.data() : stream_b_.data();  // x_{i+1}
+    backend.RmsNorm(prev, w.input_norm, n, hidden_, eps_, normed);
+    backend.MatMul(w.linear, normed, n, next);
+    backend.Add(next, prev, count);  // linear(norm(x_i)) + x_i
+    backend.RmsNorm(next, w.post_norm, n, hidden_, eps_, normed);
+    backend.MatMul(lm_head, normed, n, logits_out + i * logits_per_head);
+    prev = next;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<SafetensorsTensor> RandomHeadsTensors(int64_t hidden, uint64_t seed,
+                                                  const RandomHeadsOptions& options) {
+  const float linear_std =
+      options.linear_std > 0.0f ? options.linear_std : 1.0f / std::sqrt(static_cast<float>(hidden));
+  // Keys as test_model.cc derives them: a hash of (seed, tensor name), FNV-1a then HashNormal's
+  // own SplitMix64 mixing, so no std:: engine or distribution is involved.
+  auto key_of = [seed](const std::string& name) {
+    uint64_t k = 0xcbf29ce484222325ull;
+    for (unsigned char c : name) k = (k ^ c) * 0x100000001b3ull;
+    return k ^ seed;
+  };
+  auto make = [&](std::string name, std::vector<int64_t> shape, float scale, float offset) {
+    int64_t count = 1;
+    for (int64_t d : shape) count *= d;
+    const uint64_t key = key_of(name);
+    std::vector<float> values(static_cast<size_t>(count));
+    for (int64_t j = 0; j < count; ++j) {
+      // fma rounds once, so the value never depends on the compiler's FMA contraction.
+      values[j] = std::fma(scale, HashNormal(key, static_cast<uint64_t>(j)), offset);
+    }
+    return SafetensorsTensor{std::move(name), options.dtype, std::move(shape),
+                             EncodeFloats(values, options.dtype)};
+  };
+  std::vector<SafetensorsTensor> tensors;
+  for (int i = 0; i < options.num_heads; ++i) {
+    tensors.push_back(
+        make(DraftHeadTensorName(i, "input_layernorm"), {hidden}, options.norm_noise, 1.0f));
+    tensors.push_back(make(DraftHeadTensorName(i, "linear"), {hidden, hidden}, linear_std, 0.0f));
+    tensors.push_back(
+        make(DraftHeadTensorName(i, "post_layernorm"), {hidden}, options.norm_noise, 1.0f));
+  }
+  return tensors;
+}
+
+Status WriteRandomHeads(const std::string& path, int64_t hidden, uint64_t seed,
+                        const RandomHeadsOptions& options) {
+  if (hidden < 1) return BadInput(path, ": random heads: hidden ", hidden, " must be >= 1");
+  if (options.num_heads < 1) {
+    return BadInput(path, ": random heads: num_heads ", options.num_heads, " must be >= 1");
+  }
+  if (options.dtype != DType::kF32 && options.dtype != DType::kF16 &&
+      options.dtype != DType::kBF16) {
+    return BadInput(path, ": random heads: dtype ", GetDTypeInfo(options.dtype).name,
+                    ", expected f32, f16 or bf16");
+  }
+  return WriteSafetensors(path, RandomHeadsTensors(hidden, seed, options), {{"format", "pt"}});
+}
+
+}  // namespace ts

@@ -1,0 +1,123 @@
+// TokenSwift's draft heads: small residual blocks on top of the target model's last hidden
+// state that predict the tokens after next (DESIGN.md section 1.1).
+//
+// Structure, as released (bigai-nlco/TokenSwift, class MedusaModel in models/modeling_llama*.py
+// and models/modeling_qwen2_5.py; 3 heads in every released checkpoint):
+//
+//   x_0 = h                      (n, hidden): final hidden state BEFORE the model's final norm
+//   for head i = 0, 1, 2:
+//     x_{i+1} = x_i + linear_i(rms_norm(x_i; input_layernorm_i))    linear_i: [hidden, hidden],
+//                                                                   no bias
+//     logits_i = lm_head(rms_norm(x_{i+1}; post_layernorm_i))        the model's own lm_head,
+//                                                                   no final norm in between
+//
+// Heads are chained: head i+1 reads head i's residual stream x_{i+1}, not its normed output.
+// Every norm uses the model's rms_norm_eps. Tensor names (PyTorch [out, in] order):
+//   model.medusa_layers.{i}.input_layernorm.weight   (hidden)
+//   model.medusa_layers.{i}.linear.weight            (hidden, hidden)
+//   model.medusa_layers.{i}.post_layernorm.weight    (hidden)
+// The released checkpoints are whole HF model directories (base weights plus these tensors,
+// usually sharded): Load accepts such a directory, a directory of heads only, or one file.
+//
+// Example, one draft step for the last committed token (n = 1):
+//   TS_ASSIGN_OR_RETURN(auto heads, DraftHeads::Load(heads_path, model.config(), /*max_rows=*/1));
+//   transformer.Forward(batch, partial_cache, logits0, hidden);   // hidden: (1, hidden_size)
+//   TS_RETURN_IF_ERROR(heads->Apply(backend, hidden, 1, model.weights().lm_head, logits123));
+//   // logits123: (3, 1, vocab); with logits0 these are the 4 distributions of a step.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/dtype.h"
+#include "runtime/common/status.h"
+#include "runtime/model/config.h"
+#include "runtime/model/safetensors_writer.h"
+
+namespace ts {
+
+class MappedFile;
+
+// Heads in every released TokenSwift checkpoint (gamma = 4 = 1 + heads).
+inline constexpr int kTokenSwiftDraftHeads = 3;
+
+// "model.medusa_layers.{head}.{part}.weight", part one of input_layernorm, linear,
+// post_layernorm.
+std::string DraftHeadTensorName(int head, const char* part);
+
+struct DraftHeadWeights {
+  const float* input_norm = nullptr;  // (hidden), f32, owned by DraftHeads
+  Matrix linear;                      // (hidden, hidden) [out, in], f32/f16/bf16, in a mapped file
+  const float* post_norm = nullptr;   // (hidden), f32, owned by DraftHeads
+};
+
+class DraftHeads {
+ public:
+  // Loads `num_heads` heads from `path`: a safetensors file, or a directory whose *.safetensors
+  // files hold them (an HF checkpoint, sharded or not; other tensors are ignored). Tensors may be
+  // f32, f16 or bf16; the linear weights stay in the mapped file, norms are converted to f32.
+  // Scratch is sized for Apply calls of up to `max_rows` rows; nothing is allocated afterwards.
+  // BadInput naming the file and tensor for a missing tensor, a wrong shape (against
+  // config.hidden_size), an unsupported dtype or a tensor found in two files.
+  static StatusOr<std::unique_ptr<DraftHeads>> Load(const std::string& path,
+                                                    const ModelConfig& config, int64_t max_rows,
+                                                    int num_heads = kTokenSwiftDraftHeads);
+
+  ~DraftHeads();
+  DraftHeads(const DraftHeads&) = delete;
+  DraftHeads& operator=(const DraftHeads&) = delete;
+
+  // logits_out (num_heads, n, lm_head.rows) = every head's logits for the n rows of `hidden`
+  // (n, hidden_size), the final hidden states BEFORE the model's final norm. Uses only the
+  // backend's RmsNorm, MatMul and Add, on scratch buffers owned here (host memory for now: see
+  // the note on backends in draft_heads.cc). Row results do not depend on n (batch invariance
+  // is inherited from the ops). BadInput when n is outside [1, max_rows] or lm_head's columns
+  // are not hidden_size.
+  Status Apply(Backend& backend, const float* hidden, int64_t n, const Matrix& lm_head,
+               float* logits_out);
+
+  int num_heads() const { return static_cast<int>(heads_.size()); }
+  int64_t hidden_size() const { return hidden_; }
+  int64_t max_rows() const { return max_rows_; }
+  const std::string& source() const { return source_; }
+  const DraftHeadWeights& head(int i) const { return heads_[i]; }
+
+ private:
+  DraftHeads() = default;
+
+  std::string source_;
+  int64_t hidden_ = 0;
+  int64_t max_rows_ = 0;
+  float eps_ = 1e-6f;
+  std::vector<DraftHeadWeights> heads_;
+  std::vector<std::unique_ptr<MappedFile>> files_;
+  std::vector<std::vector<float>> norms_;  // f32 copies the heads' norm pointers point into
+  // Scratch, (max_rows, hidden) each.
+  std::vector<float> normed_;    // rms_norm output, the input of a MatMul
+  std::vector<float> stream_a_;  // residual streams x_i, alternating between heads
+  std::vector<float> stream_b_;
+};
+
+// Random heads, e.g. the starting point of `train-heads` and test inputs. Every value is a pure
+// function of (seed, tensor name, element index) through the counter-based HashNormal of
+// runtime/model/test_model.h, so files are byte-identical on every platform.
+struct RandomHeadsOptions {
+  int num_heads = kTokenSwiftDraftHeads;
+  DType dtype = DType::kF32;  // of every tensor: kF32, kF16 or kBF16
+  float linear_std = 0.0f;    // std of the linear weights; 0 = 1 / sqrt(hidden)
+  float norm_noise = 0.1f;    // norm weights = 1 + norm_noise * noise
+};
+
+// The tensors of random heads (names as DraftHeadTensorName), in head order.
+std::vector<SafetensorsTensor> RandomHeadsTensors(int64_t hidden, uint64_t seed,
+                                                  const RandomHeadsOptions& options = {});
+
+// Writes RandomHeadsTensors to the safetensors file `path` (metadata format=pt). BadInput for
+// hidden < 1 or num_heads < 1; RuntimeFailure when the write fails.
+Status WriteRandomHeads(const std::string& path, int64_t hidden, uint64_t seed,
+                        const RandomHeadsOptions& options = {});
+
+}  // namespace ts
