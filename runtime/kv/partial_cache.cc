@@ -1,0 +1,265 @@
+#include "runtime/kv/partial_cache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace ts {
+namespace {
+
+size_t ElemBytes(DType t) { return t == DType::kBF16 ? 2 : 4; }
+
+// Key row `slot` of KV head `head` as f32.
+void LoadKeyRow(const KvLayerView& view, int head, int64_t slot, float* out) {
+  const size_t offset =
+      (static_cast<size_t>(head) * static_cast<size_t>(view.capacity) + static_cast<size_t>(slot)) *
+      static_cast<size_t>(view.head_dim);
+  if (view.dtype == DType::kBF16) {
+    const uint16_t* src = static_cast<const uint16_t*>(view.k) + offset;
+    for (int d = 0; d < view.head_dim; ++d) {
+      const uint32_t bits = static_cast<uint32_t>(src[d]) << 16;
+      std::memcpy(&out[d], &bits, sizeof(float));
+    }
+  } else {
+    std::memcpy(out, static_cast<const float*>(view.k) + offset,
+                static_cast<size_t>(view.head_dim) * sizeof(float));
+  }
+}
+
+}  // namespace
+
+void PartialCacheSelection::Resize(int layers, int kv_heads, int64_t budget_slots) {
+  n_layers = layers;
+  n_kv_heads = kv_heads;
+  budget = budget_slots;
+  count = 0;
+  committed_len = 0;
+  whole_prefix = true;
+  positions.assign(static_cast<size_t>(layers) * static_cast<size_t>(kv_heads) *
+                       static_cast<size_t>(budget_slots),
+                   0);
+}
+
+StatusOr<std::unique_ptr<PartialKvCache>> PartialKvCache::Create(const ModelConfig& model,
+                                                                 const PartialCacheConfig& config,
+                                                                 int64_t max_context, DType dtype) {
+  if (config.budget <= 0) return BadInput("partial KV cache: budget must be positive");
+  if (config.n_sink < 0 || config.recent < 0 || config.reselect_room < 0 ||
+      config.draft_slots < 0) {
+    return BadInput(
+        "partial KV cache: sinks, recent window, reselect room and draft slots must "
+        "not be negative");
+  }
+  if (config.n_sink + config.recent + config.reselect_room > config.budget) {
+    return BadInput("partial KV cache: sinks (", config.n_sink, ") + recent window (",
+                    config.recent, ") + reselect room (", config.reselect_room,
+                    ") exceed the budget (", config.budget, ")");
+  }
+  if (max_context <= 0 || max_context > std::numeric_limits<int32_t>::max()) {
+    return BadInput("partial KV cache: max context out of range: ", max_context);
+  }
+  if (model.n_kv_heads <= 0 || model.n_heads % model.n_kv_heads != 0) {
+    return BadInput("partial KV cache: n_heads (", model.n_heads,
+                    ") is not a multiple of n_kv_heads (", model.n_kv_heads, ")");
+  }
+  std::unique_ptr<PartialKvCache> p(new PartialKvCache());
+  TS_ASSIGN_OR_RETURN(p->cache_, KvCache::Create(model, config.budget + config.draft_slots, dtype));
+  p->config_ = config;
+  p->n_layers_ = model.n_layers;
+  p->n_heads_ = model.n_heads;
+  p->n_kv_heads_ = model.n_kv_heads;
+  p->head_dim_ = model.head_dim;
+  p->max_context_ = max_context;
+  p->dtype_ = dtype;
+  p->selection_ = p->NewSelection();
+  p->scores_.resize(static_cast<size_t>(max_context));
+  p->order_.resize(static_cast<size_t>(max_context));
+  p->q_sum_.resize(static_cast<size_t>(model.head_dim));
+  p->k_row_.resize(static_cast<size_t>(model.head_dim));
+  return p;
+}
+
+PartialCacheSelection PartialKvCache::NewSelection() const {
+  PartialCacheSelection s;
+  s.Resize(n_layers_, n_kv_heads_, config_.budget);
+  return s;
+}
+
+Status PartialKvCache::CheckFull(const KvCache& full, int64_t committed_len) const {
+  if (full.dtype() != dtype_) {
+    return BadInput("partial KV cache: full cache dtype differs from the partial cache's");
+  }
+  const KvLayerView view = full.Layer(0);
+  if (view.n_kv_heads != n_kv_heads_ || view.head_dim != head_dim_) {
+    return BadInput("partial KV cache: full cache shape differs from the model's");
+  }
+  if (committed_len < 0 || committed_len > full.capacity() || committed_len > max_context_) {
+    return absl::OutOfRangeError(Cat("partial KV cache: committed length ", committed_len,
+                                     " outside the full cache (", full.capacity(), " slots)"));
+  }
+  return absl::OkStatus();
+}
+
+void PartialKvCache::CopyRow(const KvLayerView& src, const KvLayerView& dst, int head,
+                             int64_t src_slot, int64_t dst_slot) const {
+  const size_t row = static_cast<size_t>(head_dim_) * ElemBytes(dtype_);
+  const size_t s = (static_cast<size_t>(head) * static_cast<size_t>(src.capacity) +
+                    static_cast<size_t>(src_slot)) *
+                   row;
+  const size_t d = (static_cast<size_t>(head) * static_cast<size_t>(dst.capacity) +
+                    static_cast<size_t>(dst_slot)) *
+                   row;
+  std::memcpy(static_cast<uint8_t*>(dst.k) + d, static_cast<const uint8_t*>(src.k) + s, row);
+  std::memcpy(static_cast<uint8_t*>(dst.v) + d, static_cast<const uint8_t*>(src.v) + s, row);
+}
+
+void PartialKvCache::PickImportant(const KvLayerView& view, int head, const float* q_group,
+                                   int64_t lo, int64_t hi, int64_t k, int32_t* row) {
+  const int group = n_heads_ / n_kv_heads_;
+  for (int d = 0; d < head_dim_; ++d) q_sum_[d] = 0.0;
+  for (int h = 0; h < group; ++h) {
+    for (int d = 0; d < head_dim_; ++d) {
+      q_sum_[d] += static_cast<double>(q_group[static_cast<size_t>(h) * head_dim_ + d]);
+    }
+  }
+  const int64_t n = hi - lo;
+  for (int64_t i = 0; i < n; ++i) {
+    LoadKeyRow(view, head, lo + i, k_row_.data());
+    double acc = 0.0;
+    for (int d = 0; d < head_dim_; ++d) acc += q_sum_[d] * static_cast<double>(k_row_[d]);
+    // NaN would break the strict order below; such a position is least important.
+    scores_[lo + i] = std::isnan(acc) ? -std::numeric_limits<double>::infinity() : acc;
+    order_[i] = static_cast<int32_t>(lo + i);
+  }
+  // Higher score first, ties to the lower position: a strict total order, so the chosen set is
+  // unique whatever the algorithm.
+  const double* scores = scores_.data();
+  auto before = [scores](int32_t a, int32_t b) {
+    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+  };
+  if (k < n) std::nth_element(order_.begin(), order_.begin() + k, order_.begin() + n, before);
+  std::copy(order_.begin(), order_.begin() + k, row);
+}
+
+Status PartialKvCache::ComputeSelection(const KvCache& full, int64_t committed_len,
+                                        std::span<const float> queries,
+                                        PartialCacheSelection* out) {
+  TS_RETURN_IF_ERROR(CheckFull(full, committed_len));
+  if (out->n_layers != n_layers_ || out->n_kv_heads != n_kv_heads_ ||
+      out->budget != config_.budget ||
+      out->positions.size() != static_cast<size_t>(n_layers_) * n_kv_heads_ * config_.budget) {
+    return BadInput("partial KV cache: selection not sized for this cache (use NewSelection)");
+  }
+  out->committed_len = committed_len;
+  if (committed_len <= config_.budget) {
+    for (int l = 0; l < n_layers_; ++l) {
+      for (int g = 0; g < n_kv_heads_; ++g) {
+        int32_t* row = out->Row(l, g);
+        for (int64_t i = 0; i < committed_len; ++i) row[i] = static_cast<int32_t>(i);
+      }
+    }
+    out->count = committed_len;
+    out->whole_prefix = true;
+    return absl::OkStatus();
+  }
+  const size_t q_per_layer = static_cast<size_t>(n_heads_) * static_cast<size_t>(head_dim_);
+  if (queries.size() != static_cast<size_t>(n_layers_) * q_per_layer) {
+    return BadInput("partial KV cache: queries must be (n_layers, n_heads, head_dim) = ",
+                    static_cast<size_t>(n_layers_) * q_per_layer, " floats, got ", queries.size());
+  }
+  const int64_t selected = config_.budget - config_.reselect_room;
+  const int64_t n_sink = config_.n_sink;
+  const int64_t recent = config_.recent;
+  const int64_t k = selected - n_sink - recent;
+  const int group = n_heads_ / n_kv_heads_;
+  for (int l = 0; l < n_layers_; ++l) {
+    const KvLayerView view = full.Layer(l);
+    const float* q_layer = queries.data() + static_cast<size_t>(l) * q_per_layer;
+    for (int g = 0; g < n_kv_heads_; ++g) {
+      int32_t* row = out->Row(l, g);
+      for (int64_t i = 0; i < n_sink; ++i) row[i] = static_cast<int32_t>(i);
+      // committed_len > budget >= selected, so [n_sink, committed_len - recent) holds > k.
+      PickImportant(view, g, q_layer + static_cast<size_t>(g) * group * head_dim_, n_sink,
+                    committed_len - recent, k, row + n_sink);
+      std::sort(row + n_sink, row + n_sink + k);
+      for (int64_t i = 0; i < recent; ++i) {
+        row[n_sink + k + i] = static_cast<int32_t>(committed_len - recent + i);
+      }
+    }
+  }
+  out->count = selected;
+  out->whole_prefix = false;
+  return absl::OkStatus();
+}
+
+Status PartialKvCache::Apply(const KvCache& full, const PartialCacheSelection& selection) {
+  TS_RETURN_IF_ERROR(CheckFull(full, selection.committed_len));
+  if (selection.n_layers != n_layers_ || selection.n_kv_heads != n_kv_heads_ ||
+      selection.budget != config_.budget || selection.count < 0 ||
+      selection.count > config_.budget ||
+      selection.positions.size() != selection_.positions.size()) {
+    return BadInput("partial KV cache: selection does not match this cache");
+  }
+  // Check everything first so a bad (e.g. corrupted broadcast) selection changes nothing.
+  for (int l = 0; l < n_layers_; ++l) {
+    for (int g = 0; g < n_kv_heads_; ++g) {
+      for (const int32_t p : selection.Positions(l, g)) {
+        if (p < 0 || p >= selection.committed_len) {
+          return BadInput("partial KV cache: selected position ", p,
+                          " outside the committed prefix");
+        }
+      }
+    }
+  }
+  for (int l = 0; l < n_layers_; ++l) {
+    const KvLayerView src = full.Layer(l);
+    const KvLayerView dst = cache_->Layer(l);
+    for (int g = 0; g < n_kv_heads_; ++g) {
+      const std::span<const int32_t> pos = selection.Positions(l, g);
+      for (int64_t i = 0; i < selection.count; ++i) CopyRow(src, dst, g, pos[i], i);
+    }
+  }
+  if (&selection != &selection_) {
+    std::copy(selection.positions.begin(), selection.positions.end(), selection_.positions.begin());
+    selection_.count = selection.count;
+    selection_.committed_len = selection.committed_len;
+    selection_.whole_prefix = selection.whole_prefix;
+  }
+  covered_len_ = selection.committed_len;
+  pending_ = false;
+  return absl::OkStatus();
+}
+
+Status PartialKvCache::Select(const KvCache& full, int64_t committed_len,
+                              std::span<const float> queries) {
+  TS_RETURN_IF_ERROR(ComputeSelection(full, committed_len, queries, &selection_));
+  return Apply(full, selection_);
+}
+
+Status PartialKvCache::AppendRecent(const KvCache& full, int64_t committed_len) {
+  TS_RETURN_IF_ERROR(CheckFull(full, committed_len));
+  if (committed_len < covered_len_) {
+    return absl::FailedPreconditionError(Cat("partial KV cache: committed length ", committed_len,
+                                             " went back below ", covered_len_));
+  }
+  const int64_t take = std::min(committed_len - covered_len_, config_.budget - selection_.count);
+  for (int l = 0; l < n_layers_; ++l) {
+    const KvLayerView src = full.Layer(l);
+    const KvLayerView dst = cache_->Layer(l);
+    for (int g = 0; g < n_kv_heads_; ++g) {
+      int32_t* row = selection_.Row(l, g);
+      for (int64_t i = 0; i < take; ++i) {
+        row[selection_.count + i] = static_cast<int32_t>(covered_len_ + i);
+        CopyRow(src, dst, g, covered_len_ + i, selection_.count + i);
+      }
+    }
+  }
+  selection_.count += take;
+  covered_len_ += take;
+  selection_.committed_len = covered_len_;
+  pending_ = covered_len_ < committed_len;
+  return absl::OkStatus();
+}
+
+}  // namespace ts
