@@ -18,28 +18,18 @@
 #include "runtime/engine/model.h"
 #include "runtime/model/test_model.h"
 #include "runtime/model/transformer.h"
+#include "tests/common/fixtures.h"
 
 namespace ts {
 namespace {
 
+using testing_fixtures::ReadBytes;
+using testing_fixtures::ReadF32;
+using testing_fixtures::ReadJson;
+
 namespace fs = std::filesystem;
 
 const fs::path kGolden = fs::path(TS_FIXTURES_DIR) / "golden";
-
-nlohmann::json ReadJson(const fs::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-std::vector<float> ReadF32(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
-  std::vector<float> out(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
-  return out;
-}
 
 // max |a - b| / max |b| over one row.
 double RowRelError(const float* a, const float* b, int64_t n) {
@@ -192,14 +182,8 @@ std::vector<std::string> Cases() {
   return ReadJson(kGolden / "index.json")["cases"].get<std::vector<std::string>>();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Presets, ForwardGoldenTest, ::testing::ValuesIn(Cases()), [](const auto& info) {
-      std::string name = info.param;
-      std::replace_if(
-          name.begin(), name.end(),
-          [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Presets, ForwardGoldenTest, ::testing::ValuesIn(Cases()),
+                         testing_fixtures::CaseName());
 
 }  // namespace
 }  // namespace ts

@@ -24,9 +24,14 @@
 #include "nlohmann/json.hpp"
 #include "runtime/engine/model.h"
 #include "runtime/model/transformer.h"
+#include "tests/common/fixtures.h"
 
 namespace ts {
 namespace {
+
+using testing_fixtures::ReadBytes;
+using testing_fixtures::ReadF32;
+using testing_fixtures::ReadJson;
 
 namespace fs = std::filesystem;
 
@@ -46,25 +51,6 @@ constexpr double kMaxRowRelErr = 0.1;
 // ... and over the whole model (RMS of the difference / RMS of llama.cpp's logits): independent
 // roundings average down (measured up to 0.033), a systematic error does not.
 constexpr double kMaxRmsRelErr = 0.05;
-
-nlohmann::json ReadJson(const fs::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<float> ReadF32(const fs::path& path) {
-  const std::string bytes = ReadBytes(path);
-  std::vector<float> out(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
-  return out;
-}
 
 std::string Fnv1a64Hex(const void* data, size_t n) {
   uint64_t h = 0xCBF29CE484222325ull;
@@ -190,14 +176,8 @@ std::vector<std::string> Cases() {
   return ReadJson(kDir / "index.json")["cases"].get<std::vector<std::string>>();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, GgufGoldenTest, ::testing::ValuesIn(Cases()), [](const auto& info) {
-      std::string name = info.param;
-      std::replace_if(
-          name.begin(), name.end(),
-          [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Models, GgufGoldenTest, ::testing::ValuesIn(Cases()),
+                         testing_fixtures::CaseName());
 
 }  // namespace
 }  // namespace ts

@@ -17,20 +17,18 @@
 #include "runtime/engine/model.h"
 #include "runtime/engine/scorer.h"
 #include "tests/common/default_model.h"
+#include "tests/common/fixtures.h"
 
 namespace ts {
 namespace {
 
+using testing_fixtures::ReadBytes;
+using testing_fixtures::ReadF32;
+using testing_fixtures::ReadJson;
+
 namespace fs = std::filesystem;
 
 std::string ModelPath() { return testing_paths::DefaultModelPath(); }
-
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class SmolLM2Test : public ::testing::Test {
  protected:
@@ -39,8 +37,8 @@ class SmolLM2Test : public ::testing::Test {
     StatusOr<Model> model = LoadModel(ModelPath(), /*require_tokenizer=*/true);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = new Model(std::move(*model));
-    reference_ = new nlohmann::json(nlohmann::json::parse(
-        ReadText(fs::path(TS_FIXTURES_DIR) / "llamacpp" / "smollm2_gpl3.json")));
+    reference_ =
+        new nlohmann::json(ReadJson(fs::path(TS_FIXTURES_DIR) / "llamacpp" / "smollm2_gpl3.json"));
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -75,7 +73,7 @@ Model* SmolLM2Test::model_ = nullptr;
 nlohmann::json* SmolLM2Test::reference_ = nullptr;
 
 TEST_F(SmolLM2Test, TokenizesLikeLlamaCpp) {
-  const std::string text = ReadText(fs::path(TS_FIXTURES_DIR) / "text" / "gpl3_excerpt.txt");
+  const std::string text = ReadBytes(fs::path(TS_FIXTURES_DIR) / "text" / "gpl3_excerpt.txt");
   const auto expected = (*reference_)["token_ids"].get<std::vector<int32_t>>();
   EXPECT_EQ(model_->tokenizer->Encode(text, /*add_special=*/true), expected);
 }
@@ -104,8 +102,7 @@ TEST_F(SmolLM2Test, PerplexityWithinTwoPercentOfLlamaCpp) {
 // tests/fixtures/reference), wherever exact arithmetic's own top-2 margin exceeds our measured
 // logit error; llama.cpp (8-bit activations, f16 KV cache) only where its margin is wide.
 TEST_F(SmolLM2Test, GreedyContinuationMatchesExactArithmetic) {
-  const auto exact = nlohmann::json::parse(
-      ReadText(fs::path(TS_FIXTURES_DIR) / "reference" / "smollm2_f64_greedy.json"));
+  const auto exact = ReadJson(fs::path(TS_FIXTURES_DIR) / "reference" / "smollm2_f64_greedy.json");
   const auto prompt = exact["prompt_ids"].get<std::vector<int32_t>>();
   const auto expected = exact["token_ids"].get<std::vector<int32_t>>();
   const auto margins = exact["top2_margins"].get<std::vector<double>>();

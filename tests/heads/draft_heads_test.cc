@@ -19,28 +19,18 @@
 #include "runtime/engine/model.h"
 #include "runtime/model/safetensors_writer.h"
 #include "runtime/model/test_model.h"
+#include "tests/common/fixtures.h"
 
 namespace ts {
 namespace {
+
+using testing_fixtures::ReadBytes;
+using testing_fixtures::ReadF32;
 
 namespace fs = std::filesystem;
 
 const fs::path kFixtures = fs::path(TS_FIXTURES_DIR) / "heads";
 const fs::path kGoldenHeads = kFixtures / "heads.safetensors";
-
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<float> ReadF32(const fs::path& path) {
-  const std::string bytes = ReadBytes(path);
-  std::vector<float> out(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
-  return out;
-}
 
 void WriteBytes(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
