@@ -10,6 +10,7 @@
 #include "launch/commands.h"
 #include "nlohmann/json.hpp"
 #include "runtime/decode/ar_decoder.h"
+#include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
@@ -85,8 +86,13 @@ StatusOr<std::string> ApplyChatTemplate(const Tokenizer& tokenizer, const std::s
 
 Status RunGenerate(const GenerateArgs& args) {
   TS_RETURN_IF_ERROR(Validate(args.sampling));
-  if (args.mode != "ar") {
-    return BadInput("--mode ", args.mode, ": not available in this build yet (use --mode ar)");
+  if (args.mode != "ar" && args.mode != "tokenswift") {
+    return BadInput("--mode: expected ar or tokenswift, got '", args.mode, "'");
+  }
+  if (args.mode == "tokenswift" && args.heads.empty()) {
+    return BadInput(
+        "--heads: --mode tokenswift needs draft heads (a safetensors file or an HF "
+        "checkpoint directory with model.medusa_layers.* tensors)");
   }
   if (args.prompt.empty() == args.prompt_file.empty()) {
     return BadInput("--prompt / --prompt-file: expected exactly one of them");
@@ -118,19 +124,32 @@ Status RunGenerate(const GenerateArgs& args) {
                  config.max_position);
   }
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
-  TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(config, needed, kv_dtype));
+  const TokenSwiftOptions ts_options;
+  const bool tokenswift = args.mode == "tokenswift";
+  // A tree verification writes up to max_nodes slots past the committed prefix.
+  const int64_t capacity = needed + (tokenswift ? ts_options.tree.max_nodes : 0);
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(config, capacity, kv_dtype));
   spdlog::info("model {}: {} layers, hidden {}, vocab {}; prompt {} tokens; KV cache {:.1f} MiB",
                args.model, config.n_layers, config.hidden_size, config.vocab_size,
                prompt_ids.size(), cache->bytes() / 1048576.0);
 
-  Transformer transformer(config, model.weights(), backend.get(), args.backend.batch_size);
-  ArDecoder decoder(&transformer, cache.get(), args.sampling);
+  Transformer transformer(config, model.weights(), backend.get(),
+                          std::max<int64_t>(args.backend.batch_size, ts_options.tree.max_nodes));
+  std::unique_ptr<DraftHeads> heads;
+  std::unique_ptr<Decoder> decoder;
+  if (tokenswift) {
+    TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
+    decoder = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(),
+                                                  args.sampling, ts_options);
+  } else {
+    decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling);
+  }
   GenerationLimits limits;
   limits.max_new_tokens = args.max_new_tokens;
   limits.ignore_eos = args.ignore_eos;
   limits.eos_ids = config.eos_ids;
   StreamSink sink(*model.tokenizer, !args.quiet, args.max_new_tokens);
-  TS_ASSIGN_OR_RETURN(GenerationResult result, Generate(decoder, prompt_ids, limits, &sink));
+  TS_ASSIGN_OR_RETURN(GenerationResult result, Generate(*decoder, prompt_ids, limits, &sink));
   sink.Finish();
   if (!args.quiet) {
     std::printf("\n");
@@ -141,10 +160,13 @@ Status RunGenerate(const GenerateArgs& args) {
   const double tps = result.decode_seconds > 0 ? generated / result.decode_seconds : 0.0;
   std::fprintf(stderr,
                "tokenswift: mode %s, prompt %lld tokens (%.1f tok/s), generated %lld tokens in "
-               "%.2f s (%.1f tok/s), stop: %s\n",
+               "%.2f s (%.1f tok/s), %.2f tokens/step, stop: %s\n",
                args.mode.c_str(), static_cast<long long>(result.prompt_tokens),
                result.prefill_seconds > 0 ? result.prompt_tokens / result.prefill_seconds : 0.0,
                static_cast<long long>(generated), result.decode_seconds, tps,
+               result.counters.steps > 0
+                   ? static_cast<double>(result.counters.committed) / result.counters.steps
+                   : 0.0,
                result.stop_reason.c_str());
 
   if (!args.output.empty()) {

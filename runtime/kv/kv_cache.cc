@@ -41,6 +41,22 @@ KvCache::~KvCache() {
   if (memory_ != nullptr) munmap(memory_, bytes_);
 }
 
+void KvCache::CopySlot(int64_t from, int64_t to) {
+  if (from == to) return;
+  const size_t elem = dtype_ == DType::kBF16 ? 2 : 4;
+  const size_t row = static_cast<size_t>(head_dim_) * elem;
+  for (int l = 0; l < n_layers_; ++l) {
+    const KvLayerView view = Layer(l);
+    for (void* base : {view.k, view.v}) {
+      for (int h = 0; h < n_kv_heads_; ++h) {
+        uint8_t* head = static_cast<uint8_t*>(base) + static_cast<size_t>(h) * capacity_ * row;
+        std::memcpy(head + static_cast<size_t>(to) * row, head + static_cast<size_t>(from) * row,
+                    row);
+      }
+    }
+  }
+}
+
 KvLayerView KvCache::Layer(int layer) const {
   KvLayerView view;
   uint8_t* base = static_cast<uint8_t*>(memory_) + static_cast<size_t>(layer) * layer_bytes_;

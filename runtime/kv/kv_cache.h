@@ -26,6 +26,9 @@ class KvCache {
   KvCache& operator=(const KvCache&) = delete;
 
   KvLayerView Layer(int layer) const;
+  // Copies slot `from` to slot `to` in every layer and KV head (tree compaction: an accepted node
+  // moves to the position it now holds).
+  void CopySlot(int64_t from, int64_t to);
   int64_t capacity() const { return capacity_; }
   DType dtype() const { return dtype_; }
   size_t bytes() const { return bytes_; }

@@ -89,9 +89,20 @@ Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache, float* lo
     std::memcpy(out_rows_.data() + i * hd, x_.data() + row * hd, hd * sizeof(float));
   }
   if (hidden != nullptr) std::memcpy(hidden, out_rows_.data(), m * hd * sizeof(float));
-  b.RmsNorm(out_rows_.data(), weights_.final_norm, m, hd, config_.rms_eps, out_rows_.data());
-  b.MatMul(weights_.lm_head, out_rows_.data(), m, logits);
+  if (logits != nullptr) Head(m, logits);
   return absl::OkStatus();
+}
+
+void Transformer::Head(int64_t m, float* logits) {
+  const int64_t hd = config_.hidden_size;
+  backend_->RmsNorm(out_rows_.data(), weights_.final_norm, m, hd, config_.rms_eps,
+                    out_rows_.data());
+  backend_->MatMul(weights_.lm_head, out_rows_.data(), m, logits);
+}
+
+void Transformer::Logits(const float* hidden, int64_t m, float* logits) {
+  std::memcpy(out_rows_.data(), hidden, m * config_.hidden_size * sizeof(float));
+  Head(m, logits);
 }
 
 }  // namespace ts

@@ -31,16 +31,22 @@ class Transformer {
   Transformer(const ModelConfig& config, const ModelWeights& weights, Backend* backend,
               int64_t max_batch);
 
-  // logits: (logits_rows.size(), vocab). hidden (optional): the final hidden state before the
-  // final norm for the same rows, (logits_rows.size(), hidden_size).
+  // logits: (logits_rows.size(), vocab), or nullptr to skip the head. hidden (optional): the
+  // final hidden state before the final norm for the same rows, (logits_rows.size(), hidden).
   Status Forward(const ForwardBatch& batch, KvCache& cache, float* logits, float* hidden = nullptr);
+  // logits (m, vocab) of final hidden states (m, hidden) computed exactly as Forward's head does,
+  // bit for bit: a verifier can run the head only on the tree nodes its walk reaches.
+  void Logits(const float* hidden, int64_t m, float* logits);
 
   const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
   int64_t max_batch() const { return max_batch_; }
   Backend* backend() const { return backend_; }
 
  private:
   void Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache);
+  // Final norm + lm_head over the first m rows of out_rows_.
+  void Head(int64_t m, float* logits);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;

@@ -42,6 +42,7 @@ expect_error 2 "--preset" -- make-test-model --preset no-such-model --out "$tmp/
 expect_error 2 "--text-file" -- score --model "$tmp/trunc.gguf" --text-file "$tmp/none.txt"
 expect_error 2 "--mode" -- generate --model "$tmp/trunc.gguf" --prompt hi --mode nonsense
 expect_error 2 "no-such-flag" -- generate --no-such-flag
+expect_error 2 "--heads" -- generate --model "$tmp/trunc.gguf" --prompt hi --mode tokenswift
 
 # Sampling settings are rejected before any work (the model is not even opened).
 for args in "--temperature -1|--temperature" "--temperature nan|--temperature" \
