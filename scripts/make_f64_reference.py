@@ -21,7 +21,7 @@ from gguf.quants import dequantize
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_gguf_golden as golden  # noqa: E402
-from make_llamacpp_fixtures import default_model  # noqa: E402
+from llamacpp_common import default_model  # noqa: E402
 
 
 def main():

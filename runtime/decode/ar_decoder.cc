@@ -10,31 +10,11 @@ ArDecoder::ArDecoder(Transformer* model, KvCache* cache, const SamplingParams& p
       params_(params),
       sampler_(params, model->config().vocab_size),
       logits_(model->config().vocab_size) {
-  const int64_t max_batch = model->max_batch();
-  positions_.resize(max_batch);
-  prefix_len_.resize(max_batch);
-  rows_.resize(1);
   tokens_.reserve(cache->capacity());
 }
 
 Status ArDecoder::Run(int64_t begin, int64_t end) {
-  const int64_t chunk = model_->max_batch();
-  for (int64_t start = begin; start < end; start += chunk) {
-    const int64_t n = std::min(chunk, end - start);
-    for (int64_t i = 0; i < n; ++i) {
-      positions_[i] = static_cast<int32_t>(start + i);
-      prefix_len_[i] = static_cast<int32_t>(start + i + 1);
-    }
-    rows_[0] = static_cast<int32_t>(n - 1);
-    ForwardBatch batch;
-    batch.tokens = std::span<const int32_t>(tokens_.data() + start, n);
-    batch.positions = std::span<const int32_t>(positions_.data(), n);
-    batch.slots = batch.positions;  // AR: slot = position
-    batch.mask.prefix_len = prefix_len_.data();
-    const bool last_chunk = start + n == end;
-    batch.logits_rows = std::span<const int32_t>(rows_.data(), last_chunk ? 1 : 0);
-    TS_RETURN_IF_ERROR(model_->Forward(batch, *cache_, logits_.data()));
-  }
+  TS_RETURN_IF_ERROR(model_->ForwardCausal(tokens_, begin, end, *cache_, logits_.data()));
   forwarded_ = end;
   return absl::OkStatus();
 }

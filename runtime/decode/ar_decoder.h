@@ -32,8 +32,6 @@ class ArDecoder : public Decoder {
   std::vector<int32_t> tokens_;  // committed sequence: prompt then generated
   int64_t forwarded_ = 0;        // tokens_[0, forwarded_) have their K/V in the cache
   std::vector<float> logits_;    // (vocab) for the next position
-  // Batch description buffers (max_batch each).
-  std::vector<int32_t> positions_, prefix_len_, rows_;
   DecodeCounters counters_;
 };
 

@@ -43,6 +43,8 @@ TokenSwiftDecoder::TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHe
   hidden_.resize(options.tree.max_nodes * hidden_size_);
   row_logits_.resize(vocab_);
   topk_.resize(n_dist);
+  for (int d = 0; d < n_dist; ++d) topk_[d].reserve(options.tree.static_shape[d]);
+  topk_lists_.resize(n_dist);
   conts_.resize(std::max(1, options.ngram_topk));
   branch_.reserve(NgramTable::kContinuationLen + 1);
   rows_.resize(options.tree.max_nodes);
@@ -65,21 +67,7 @@ Status TokenSwiftDecoder::Prefill(std::span<const int32_t> prompt) {
   prompt_len_ = static_cast<int64_t>(tokens_.size());
   // Every prompt token but the last (the first tree's root) goes into the cache.
   const int64_t end = prompt_len_ - 1;
-  const int64_t chunk = model_->max_batch();
-  std::vector<int32_t> positions(chunk), prefix(chunk);
-  for (int64_t start = 0; start < end; start += chunk) {
-    const int64_t n = std::min(chunk, end - start);
-    for (int64_t i = 0; i < n; ++i) {
-      positions[i] = static_cast<int32_t>(start + i);
-      prefix[i] = static_cast<int32_t>(start + i + 1);
-    }
-    ForwardBatch batch;
-    batch.tokens = std::span<const int32_t>(tokens_.data() + start, n);
-    batch.positions = std::span<const int32_t>(positions.data(), n);
-    batch.slots = batch.positions;
-    batch.mask.prefix_len = prefix.data();
-    TS_RETURN_IF_ERROR(model_->Forward(batch, *cache_, nullptr));
-  }
+  TS_RETURN_IF_ERROR(model_->ForwardCausal(tokens_, 0, end, *cache_, nullptr));
   cached_ = end;
   ngrams_.AddUpTo(tokens_, prompt_len_);
   return absl::OkStatus();
@@ -102,13 +90,11 @@ Status TokenSwiftDecoder::Draft() {
 
 void TokenSwiftDecoder::BuildTree() {
   tree_.Reset(tokens_.back(), static_cast<int32_t>(cached_));
-  std::vector<std::span<const int32_t>> lists;  // at most 4 entries: not a hot-path cost
-  lists.reserve(topk_.size());
   for (size_t d = 0; d < topk_.size(); ++d) {
     TopK(dist_.data() + d * vocab_, vocab_, options_.tree.static_shape[d], topk_[d]);
-    lists.emplace_back(topk_[d]);
+    topk_lists_[d] = topk_[d];
   }
-  tree_.AddHeadTree(lists);
+  tree_.AddHeadTree(topk_lists_);
   if (!topk_.empty() && !topk_[0].empty() && options_.ngram_topk > 0) {
     const int32_t first = topk_[0][0];
     const int n = ngrams_.TopK(first, options_.ngram_topk, conts_);

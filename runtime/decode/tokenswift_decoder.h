@@ -74,6 +74,7 @@ class TokenSwiftDecoder : public Decoder {
   std::vector<float> hidden_;               // (max_nodes, hidden): verified hidden states
   std::vector<float> row_logits_;           // (vocab)
   std::vector<std::vector<int32_t>> topk_;  // per distribution
+  std::vector<std::span<const int32_t>> topk_lists_;  // views of topk_ handed to the tree
   std::vector<NgramTable::Continuation> conts_;
   std::vector<int32_t> branch_;
   std::vector<int32_t> rows_;

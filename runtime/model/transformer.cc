@@ -1,5 +1,6 @@
 #include "runtime/model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -25,6 +26,29 @@ Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights,
   gate_.resize(max_batch * config.intermediate_size);
   up_.resize(max_batch * config.intermediate_size);
   out_rows_.resize(max_batch * hidden);
+  causal_positions_.resize(max_batch);
+  causal_prefix_.resize(max_batch);
+}
+
+Status Transformer::ForwardCausal(std::span<const int32_t> stream, int64_t begin, int64_t end,
+                                  KvCache& cache, float* last_logits) {
+  for (int64_t start = begin; start < end; start += max_batch_) {
+    const int64_t n = std::min(max_batch_, end - start);
+    for (int64_t i = 0; i < n; ++i) {
+      causal_positions_[i] = static_cast<int32_t>(start + i);
+      causal_prefix_[i] = static_cast<int32_t>(start + i + 1);
+    }
+    const int32_t row = static_cast<int32_t>(n - 1);
+    const bool want_logits = last_logits != nullptr && start + n == end;
+    ForwardBatch batch;
+    batch.tokens = stream.subspan(start, n);
+    batch.positions = std::span<const int32_t>(causal_positions_.data(), n);
+    batch.slots = batch.positions;  // causal: slot = position
+    batch.mask.prefix_len = causal_prefix_.data();
+    if (want_logits) batch.logits_rows = std::span<const int32_t>(&row, 1);
+    TS_RETURN_IF_ERROR(Forward(batch, cache, want_logits ? last_logits : nullptr));
+  }
+  return absl::OkStatus();
 }
 
 void Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache) {

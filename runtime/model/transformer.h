@@ -34,6 +34,10 @@ class Transformer {
   // logits: (logits_rows.size(), vocab), or nullptr to skip the head. hidden (optional): the
   // final hidden state before the final norm for the same rows, (logits_rows.size(), hidden).
   Status Forward(const ForwardBatch& batch, KvCache& cache, float* logits, float* hidden = nullptr);
+  // Causal prefill/decode of stream[begin, end) at positions = slots = indices, in chunks of
+  // max_batch. last_logits (vocab), when not nullptr, receives the logits of stream[end - 1].
+  Status ForwardCausal(std::span<const int32_t> stream, int64_t begin, int64_t end, KvCache& cache,
+                       float* last_logits);
   // logits (m, vocab) of final hidden states (m, hidden) computed exactly as Forward's head does,
   // bit for bit: a verifier can run the head only on the tree nodes its walk reaches.
   void Logits(const float* hidden, int64_t m, float* logits);
@@ -55,15 +59,16 @@ class Transformer {
   RopeTable rope_;
   float attn_scale_;
   // Scratch, (max_batch, ...) each.
-  std::vector<float> x_;         // residual stream (n, hidden)
-  std::vector<float> h_;         // normed / projected (n, hidden)
-  std::vector<float> q_;         // (n, n_heads * head_dim)
-  std::vector<float> k_;         // (n, n_kv_heads * head_dim)
-  std::vector<float> v_;         // (n, n_kv_heads * head_dim)
-  std::vector<float> att_;       // (n, n_heads * head_dim)
-  std::vector<float> gate_;      // (n, intermediate)
-  std::vector<float> up_;        // (n, intermediate)
-  std::vector<float> out_rows_;  // (n, hidden) gathered rows for the head
+  std::vector<float> x_;                                   // residual stream (n, hidden)
+  std::vector<float> h_;                                   // normed / projected (n, hidden)
+  std::vector<float> q_;                                   // (n, n_heads * head_dim)
+  std::vector<float> k_;                                   // (n, n_kv_heads * head_dim)
+  std::vector<float> v_;                                   // (n, n_kv_heads * head_dim)
+  std::vector<float> att_;                                 // (n, n_heads * head_dim)
+  std::vector<float> gate_;                                // (n, intermediate)
+  std::vector<float> up_;                                  // (n, intermediate)
+  std::vector<float> out_rows_;                            // (n, hidden) gathered rows for the head
+  std::vector<int32_t> causal_positions_, causal_prefix_;  // (max_batch) for ForwardCausal
 };
 
 }  // namespace ts
