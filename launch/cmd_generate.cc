@@ -8,10 +8,12 @@
 
 #include "launch/cli_common.h"
 #include "launch/commands.h"
+#include "launch/tokenswift_flags.h"
 #include "nlohmann/json.hpp"
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
+#include "runtime/engine/memory_budget.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
 #include "spdlog/spdlog.h"
@@ -27,6 +29,7 @@ struct GenerateArgs {
   bool chat = false;
   int64_t max_new_tokens = 256;
   std::string mode = "ar";
+  TokenSwiftFlags tokenswift;
   SamplingParams sampling;
   bool ignore_eos = false;
   int64_t ctx_size = 0;
@@ -123,11 +126,16 @@ Status RunGenerate(const GenerateArgs& args) {
     spdlog::warn("--ctx-size {} is beyond the model's trained context of {} tokens", ctx,
                  config.max_position);
   }
-  TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
-  const TokenSwiftOptions ts_options;
+  TS_ASSIGN_OR_RETURN(const TokenSwiftOptions ts_options, ParseTokenSwiftFlags(args.tokenswift));
   const bool tokenswift = args.mode == "tokenswift";
   // A tree verification writes up to max_nodes slots past the committed prefix.
   const int64_t capacity = needed + (tokenswift ? ts_options.tree.max_nodes : 0);
+  // Everything large is allocated now, before prefill: a job that cannot fit fails here.
+  TS_RETURN_IF_ERROR(CheckMemory(
+      static_cast<int64_t>(KvCache::BytesFor(config, capacity, kv_dtype)) + (64 << 20),
+      absl::StrCat("the KV cache for ", capacity, " tokens (", args.backend.kv_dtype, ")"),
+      "lower --max-new-tokens, or use --kv-dtype bf16"));
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(config, capacity, kv_dtype));
   spdlog::info("model {}: {} layers, hidden {}, vocab {}; prompt {} tokens; KV cache {:.1f} MiB",
                args.model, config.n_layers, config.hidden_size, config.vocab_size,
@@ -137,10 +145,13 @@ Status RunGenerate(const GenerateArgs& args) {
                           std::max<int64_t>(args.backend.batch_size, ts_options.tree.max_nodes));
   std::unique_ptr<DraftHeads> heads;
   std::unique_ptr<Decoder> decoder;
+  const TokenSwiftDecoder* ts_decoder = nullptr;
   if (tokenswift) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
-    decoder = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(),
-                                                  args.sampling, ts_options);
+    auto d = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(),
+                                                 args.sampling, ts_options);
+    ts_decoder = d.get();
+    decoder = std::move(d);
   } else {
     decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling);
   }
@@ -169,6 +180,14 @@ Status RunGenerate(const GenerateArgs& args) {
                    : 0.0,
                result.stop_reason.c_str());
 
+  if (ts_decoder != nullptr) {
+    const DecodeCounters& c = result.counters;
+    spdlog::info(
+        "planner: {} steps ar / {} fused / {} separate, {:.2f} rows verified per step; last: {}",
+        c.ar_steps, c.fused_steps, c.separate_steps,
+        c.steps > 0 ? static_cast<double>(c.verified_rows) / c.steps : 0.0,
+        ts_decoder->planner().Describe());
+  }
   if (!args.output.empty()) {
     std::ofstream out(args.output);
     if (!out) return BadInput("--output: cannot open '", args.output, "' for writing");
@@ -194,6 +213,16 @@ Status RunGenerate(const GenerateArgs& args) {
     j["stop_reason"] = result.stop_reason;
     j["threads"] = args.backend.threads;
     j["seed"] = args.sampling.seed;
+    if (ts_decoder != nullptr) {
+      j["planner"] = {
+          {"ar_steps", c.ar_steps},
+          {"fused_steps", c.fused_steps},
+          {"separate_steps", c.separate_steps},
+          {"verified_rows_per_step",
+           c.steps > 0 ? static_cast<double>(c.verified_rows) / c.steps : 0.0},
+          {"last_decision", ts_decoder->planner().Describe()},
+      };
+    }
     TS_RETURN_IF_ERROR(WriteJson(args.stats_json, j));
   }
   return absl::OkStatus();
@@ -219,6 +248,7 @@ void RegisterGenerate(CLI::App& app, Status* result) {
   sub->add_option("-n,--max-new-tokens", args->max_new_tokens, "tokens to generate")
       ->capture_default_str();
   sub->add_option("--mode", args->mode, "ar or tokenswift")->capture_default_str();
+  AddTokenSwiftOptions(sub, &args->tokenswift);
   sub->add_option("-s,--seed", args->sampling.seed, "sampling seed")->capture_default_str();
   sub->add_option("--temperature,--temp", args->sampling.temperature, "0 = greedy")
       ->capture_default_str();

@@ -17,6 +17,10 @@ struct DecodeCounters {
   int64_t drafted = 0;         // draft tokens proposed (0 for AR)
   int64_t accepted = 0;        // draft tokens accepted (0 for AR)
   int64_t accepted_ngram = 0;  // accepted draft tokens that came from n-gram branches
+  int64_t verified_rows = 0;   // rows of every verify/decode forward pass
+  int64_t ar_steps = 0;        // TokenSwift: steps that verified the root alone
+  int64_t fused_steps = 0;     // TokenSwift: steps drafted by heads on the previous verify
+  int64_t separate_steps = 0;  // TokenSwift: steps with their own draft pass
 };
 
 class Decoder {

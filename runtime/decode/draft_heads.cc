@@ -147,6 +147,7 @@ StatusOr<std::unique_ptr<DraftHeads>> DraftHeads::Load(const std::string& path,
 
   const size_t scratch = static_cast<size_t>(max_rows * h);
   heads->normed_.assign(scratch, 0.0f);
+  heads->post_normed_.assign(scratch * heads->heads_.size(), 0.0f);
   heads->stream_a_.assign(scratch, 0.0f);
   heads->stream_b_.assign(scratch, 0.0f);
   return heads;
@@ -165,7 +166,6 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
     return BadInput("draft heads (", source_, "): null hidden or logits buffer");
   }
   const int64_t count = n * hidden_;
-  const size_t logits_per_head = static_cast<size_t>(n * lm_head.rows);
   const float* prev = hidden;  // x_i, (n, hidden)
   float* normed = normed_.data();
   for (size_t i = 0; i < heads_.size(); ++i) {
@@ -174,10 +174,12 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
     backend.RmsNorm(prev, w.input_norm, n, hidden_, eps_, normed);
     backend.MatMul(w.linear, normed, n, next);
     backend.Add(next, prev, count);  // linear(norm(x_i)) + x_i
-    backend.RmsNorm(next, w.post_norm, n, hidden_, eps_, normed);
-    backend.MatMul(lm_head, normed, n, logits_out + i * logits_per_head);
+    backend.RmsNorm(next, w.post_norm, n, hidden_, eps_, post_normed_.data() + i * count);
     prev = next;
   }
+  // One lm_head product for every head's rows: the weights are read once (rows are independent,
+  // so each row's logits equal a product of that row alone).
+  backend.MatMul(lm_head, post_normed_.data(), n * num_heads(), logits_out);
   return absl::OkStatus();
 }
 

@@ -99,6 +99,7 @@ class DraftHeads {
   std::vector<float> normed_;    // rms_norm output, the input of a MatMul
   std::vector<float> stream_a_;  // residual streams x_i, alternating between heads
   std::vector<float> stream_b_;
+  std::vector<float> post_normed_;  // (num_heads, max_rows, hidden): input of the lm_head product
 };
 
 // Random heads, e.g. the starting point of `train-heads` and test inputs. Every value is a pure

@@ -105,6 +105,16 @@ int DraftTree::AddBranch(std::span<const int32_t> tokens, uint8_t origin) {
   return size_ - size_before;
 }
 
+int DraftTree::AddChild(int parent, int32_t token, uint8_t origin) {
+  int c = FindChild(parent, token);
+  if (c < 0) {
+    if (size_ == options_.max_nodes || depths_[parent] >= options_.max_depth) return -1;
+    c = NewNode(parent, token, 0);
+  }
+  origins_[c] |= origin;
+  return c;
+}
+
 void DraftTree::Finalize() {
   // Children of node p are child_list_[child_begin_[p] .. child_begin_[p+1]), in creation order.
   int32_t next = 0;

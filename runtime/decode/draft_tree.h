@@ -99,6 +99,9 @@ class DraftTree {
   // Merges `tokens` (depth 1 downwards, cut at max_depth) into the trie under the root, flagging
   // every node on it with `origin`. Returns the number of nodes created.
   int AddBranch(std::span<const int32_t> tokens, uint8_t origin = kFromNgram);
+  // The child of `parent` carrying `token`: the existing one (its origin gains `origin`) or a new
+  // node. -1 when a new node is needed but the tree is full or parent is at max_depth.
+  int AddChild(int parent, int32_t token, uint8_t origin);
   // Builds the children lists. Call after the last Add and before Children/AcceptPath.
   void Finalize();
 

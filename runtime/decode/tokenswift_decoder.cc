@@ -1,6 +1,11 @@
 #include "runtime/decode/tokenswift_decoder.h"
 
 #include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "spdlog/spdlog.h"
 
 namespace ts {
 namespace {
@@ -22,6 +27,39 @@ void TopK(const float* row, int64_t vocab, int k, std::vector<int32_t>& out) {
   out.resize(filled);
 }
 
+// Rank of `target` in row (number of entries ordered before it: larger, or equal with a lower
+// id), capped: returns -1 when it is `cap` or more.
+int RankOf(const float* row, int64_t vocab, int32_t target, int cap) {
+  const float v = row[target];
+  int rank = 0;
+  for (int64_t id = 0; id < vocab; ++id) {
+    if (row[id] > v || (row[id] == v && id < target)) {
+      if (++rank >= cap) return -1;
+    }
+  }
+  return rank;
+}
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// Trees up to this many rows get every row's logits in the verify pass (the head reads lm_head
+// once for all rows); larger trees compute logits only for the nodes the walk reaches.
+constexpr int kEagerLogitsRows = 16;
+
+DraftPlannerOptions PlannerOptions(const TokenSwiftOptions& o, int num_heads) {
+  DraftPlannerOptions p;
+  p.max_nodes = o.tree.max_nodes;
+  p.fixed_nodes = o.fixed_nodes;
+  p.num_heads = num_heads;
+  p.ngram_topk = o.ngram_topk;
+  p.ngram_depth = NgramTable::kContinuationLen;
+  p.mode = o.drafting;
+  p.ar_fallback = o.ar_fallback;
+  return p;
+}
+
 }  // namespace
 
 TokenSwiftDecoder::TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHeads* heads,
@@ -35,33 +73,57 @@ TokenSwiftDecoder::TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHe
       ngrams_(NgramTable::Options{static_cast<int32_t>(model->config().vocab_size), 1 << 18,
                                   std::max(1, options.ngram_topk)}),
       tree_(options.tree),
+      planner_(PlannerOptions(options, heads->num_heads())),
       vocab_(model->config().vocab_size),
       hidden_size_(model->config().hidden_size) {
-  const int n_dist = static_cast<int>(options.tree.static_shape.size());
-  dist_.resize((1 + heads->num_heads()) * vocab_);
+  const int n_dist = 1 + heads->num_heads();
+  if (options_.static_tree) {
+    list_k_ = 1;
+    for (int w : options_.tree.static_shape) list_k_ = std::max(list_k_, w);
+  } else {
+    list_k_ = planner_.options().list_k;
+  }
+  dist_.resize(n_dist * vocab_);
   root_hidden_.resize(hidden_size_);
   hidden_.resize(options.tree.max_nodes * hidden_size_);
+  logits_all_.resize(std::min(kEagerLogitsRows, options.tree.max_nodes) * vocab_);
   row_logits_.resize(vocab_);
   topk_.resize(n_dist);
-  for (int d = 0; d < n_dist; ++d) topk_[d].reserve(options.tree.static_shape[d]);
+  for (auto& list : topk_) list.reserve(list_k_);
   topk_lists_.resize(n_dist);
   conts_.resize(std::max(1, options.ngram_topk));
+  alive_.resize(std::max(1, options.ngram_topk));
+  in_window_.assign(vocab_, 0);
+  window_ids_.reserve(std::max<int64_t>(1, std::min<int64_t>(params.penalty_window, vocab_)));
   branch_.reserve(NgramTable::kContinuationLen + 1);
   rows_.resize(options.tree.max_nodes);
   for (int i = 0; i < options.tree.max_nodes; ++i) rows_[i] = i;
   path_.reserve(options.tree.max_nodes);
+  // Every created node pushes at most list_k head candidates and one n-gram candidate.
+  heap_.reserve(static_cast<size_t>(options.tree.max_nodes) * (list_k_ + 1) +
+                std::max(1, options.ngram_topk));
   tokens_.reserve(cache->capacity());
 }
 
 Status TokenSwiftDecoder::Prefill(std::span<const int32_t> prompt) {
   if (prompt.empty()) return BadInput("prompt: expected at least one token");
-  if (static_cast<int>(options_.tree.static_shape.size()) > 1 + heads_->num_heads()) {
+  if (options_.static_tree &&
+      static_cast<int>(options_.tree.static_shape.size()) > 1 + heads_->num_heads()) {
     return BadInput("--tree: ", options_.tree.static_shape.size(), " levels need ",
                     options_.tree.static_shape.size() - 1, " draft heads, the heads file has ",
                     heads_->num_heads());
   }
   if (options_.tree.max_nodes > model_->max_batch()) {
     return absl::InternalError("TokenSwiftDecoder: tree larger than the forward batch");
+  }
+  if (drafter_ == nullptr) {
+    PartialCacheConfig partial = options_.partial;
+    partial.budget = std::min(partial.budget, cache_->capacity());
+    partial.recent = std::min(partial.recent, partial.budget / 2);
+    partial.n_sink = std::min(partial.n_sink, partial.budget / 4);
+    partial.reselect_room = std::min(partial.reselect_room, partial.budget / 4);
+    partial.draft_slots = std::max<int64_t>(partial.draft_slots, 1);
+    TS_ASSIGN_OR_RETURN(drafter_, PartialDrafter::Create(model_, cache_, partial));
   }
   tokens_.assign(prompt.begin(), prompt.end());
   prompt_len_ = static_cast<int64_t>(tokens_.size());
@@ -70,44 +132,184 @@ Status TokenSwiftDecoder::Prefill(std::span<const int32_t> prompt) {
   TS_RETURN_IF_ERROR(model_->ForwardCausal(tokens_, 0, end, *cache_, nullptr));
   cached_ = end;
   ngrams_.AddUpTo(tokens_, prompt_len_);
+  if (options_.calibrate) TS_RETURN_IF_ERROR(Calibrate());
+  // The first step cannot be fused: no verified hidden state precedes the root yet.
+  n_conts_ =
+      options_.ngram_topk > 0 ? ngrams_.TopK(tokens_.back(), options_.ngram_topk, conts_) : 0;
+  if (options_.static_tree) {
+    plan_ = {options_.drafting == DraftingMode::kFused ? DraftKind::kAr : DraftKind::kSeparate,
+             options_.tree.max_nodes};
+  } else {
+    plan_ = planner_.Plan(n_conts_, /*fused_ready=*/false);
+  }
+  return absl::OkStatus();
+}
+
+// Times verify passes of trees at a few sizes, one heads application
+// and one draft pass. They write K/V only at slots >= cached_, which every step overwrites.
+Status TokenSwiftDecoder::Calibrate() {
+  static constexpr int kSizes[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 48, 64};
+  const int32_t root = tokens_.back();
+  for (int rows : kSizes) {
+    if (rows > options_.tree.max_nodes) break;
+    double best = 0;
+    for (int rep = 0; rep < (rows <= 16 ? 3 : 1); ++rep) {
+      tree_.Reset(root, static_cast<int32_t>(cached_));
+      // A ternary tree (depth <= 4 at 64 rows), like the trees steps verify.
+      for (int i = 1; i < rows; ++i) {
+        if (tree_.AddChild((i - 1) / 3, static_cast<int32_t>(i % vocab_), 0) < 0) break;
+      }
+      tree_.Finalize();
+      const auto t0 = std::chrono::steady_clock::now();
+      TS_RETURN_IF_ERROR(Verify(rows <= kEagerLogitsRows));
+      const float* logits = logits_all_.data();
+      if (rows > kEagerLogitsRows) {
+        model_->Logits(hidden_.data(), 1, row_logits_.data());
+        logits = row_logits_.data();
+      }
+      (void)SampleNext(logits);
+      const double s = Seconds(t0);
+      best = rep == 0 ? s : std::min(best, s);
+    }
+    planner_.SetVerifyCost(rows, best);
+  }
+  planner_.FinishCalibration();
+  if (heads_->num_heads() > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    TS_RETURN_IF_ERROR(ApplyHeads(hidden_.data()));
+    planner_.ObserveHeads(Seconds(t0));
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  TS_RETURN_IF_ERROR(Draft());
+  planner_.ObserveDraft(Seconds(t1));
+  std::string table;
+  for (int rows : kSizes) {
+    if (rows > options_.tree.max_nodes) break;
+    absl::StrAppend(&table, table.empty() ? "" : " ", rows, ":",
+                    absl::StrFormat("%.2f", planner_.VerifyCost(rows) * 1e3));
+  }
+  spdlog::info(
+      "planner calibration at {} tokens: verify ms by rows {}; heads {:.2f} ms, "
+      "draft pass {:.2f} ms",
+      tokens_.size(), table, planner_.heads_cost() * 1e3, planner_.draft_cost() * 1e3);
+  next_calibration_ = options_.recalibrate_every > 0
+                          ? static_cast<int64_t>(tokens_.size()) + options_.recalibrate_every
+                          : INT64_MAX;
   return absl::OkStatus();
 }
 
 Status TokenSwiftDecoder::Draft() {
-  const int32_t pos = static_cast<int32_t>(cached_);
-  const int32_t prefix = pos + 1;
-  const int32_t row = 0;
-  ForwardBatch batch;
-  batch.tokens = std::span<const int32_t>(&tokens_.back(), 1);
-  batch.positions = std::span<const int32_t>(&pos, 1);
-  batch.slots = batch.positions;
-  batch.mask.prefix_len = &prefix;
-  batch.logits_rows = std::span<const int32_t>(&row, 1);
-  TS_RETURN_IF_ERROR(model_->Forward(batch, *cache_, dist_.data(), root_hidden_.data()));
+  TS_RETURN_IF_ERROR(drafter_->Update(cached_).status());
+  TS_RETURN_IF_ERROR(drafter_->Draft(tokens_.back(), static_cast<int32_t>(cached_),
+                                     root_hidden_.data(), dist_.data()));
   return heads_->Apply(*model_->backend(), root_hidden_.data(), 1, model_->weights().lm_head,
                        dist_.data() + vocab_);
 }
 
-void TokenSwiftDecoder::BuildTree() {
-  tree_.Reset(tokens_.back(), static_cast<int32_t>(cached_));
-  for (size_t d = 0; d < topk_.size(); ++d) {
-    TopK(dist_.data() + d * vocab_, vocab_, options_.tree.static_shape[d], topk_[d]);
+Status TokenSwiftDecoder::ApplyHeads(const float* hidden) {
+  return heads_->Apply(*model_->backend(), hidden, 1, model_->weights().lm_head, dist_.data());
+}
+
+// The contextual penalty of the sampler (DESIGN.md 1.6) on the committed window, in place: a
+// draft list ranked like the target distribution is accepted more often (temperature and min-p
+// keep the order).
+void TokenSwiftDecoder::Penalise(float* row) {
+  if (params_.penalty == 1.0f) return;
+  const int64_t n = static_cast<int64_t>(tokens_.size());
+  const int64_t window = std::min<int64_t>(params_.penalty_window, n);
+  window_ids_.clear();
+  for (int64_t i = n - window; i < n; ++i) {
+    const int32_t id = tokens_[i];
+    if (id < 0 || id >= vocab_ || in_window_[id]) continue;
+    in_window_[id] = 1;
+    window_ids_.push_back(id);
+  }
+  for (int32_t id : window_ids_) {
+    in_window_[id] = 0;
+    const float l = row[id];
+    row[id] = l > 0.0f ? l / params_.penalty : l * params_.penalty;
+  }
+}
+
+void TokenSwiftDecoder::FillLists(int rows, int k) {
+  for (int d = 0; d < static_cast<int>(topk_.size()); ++d) {
+    if (d < rows) {
+      Penalise(dist_.data() + d * vocab_);
+      TopK(dist_.data() + d * vocab_, vocab_, k, topk_[d]);
+    } else {
+      topk_[d].clear();
+    }
     topk_lists_[d] = topk_[d];
   }
-  tree_.AddHeadTree(topk_lists_);
-  if (!topk_.empty() && !topk_[0].empty() && options_.ngram_topk > 0) {
-    const int32_t first = topk_[0][0];
-    const int n = ngrams_.TopK(first, options_.ngram_topk, conts_);
-    for (int i = 0; i < n; ++i) {
-      branch_.assign(1, first);
-      branch_.insert(branch_.end(), conts_[i].tokens.begin(), conts_[i].tokens.end());
-      tree_.AddBranch(branch_);
+}
+
+void TokenSwiftDecoder::BuildTree() {
+  tree_.Reset(tokens_.back(), static_cast<int32_t>(cached_));
+  if (plan_.kind != DraftKind::kAr) {
+    const int head_depth = planner_.HeadDepth(plan_.kind);
+    if (options_.static_tree) {
+      BuildStaticTree(head_depth);
+    } else {
+      BuildPlannedTree(head_depth);
     }
   }
   tree_.Finalize();
 }
 
-Status TokenSwiftDecoder::Verify() {
+void TokenSwiftDecoder::BuildStaticTree(int levels) {
+  levels = std::min(levels, static_cast<int>(options_.tree.static_shape.size()));
+  int k = 1;
+  for (int d = 0; d < levels; ++d) k = std::max(k, options_.tree.static_shape[d]);
+  FillLists(levels, k);
+  tree_.AddHeadTree(std::span<const std::span<const int32_t>>(topk_lists_.data(), levels));
+  for (int i = 0; i < n_conts_; ++i) {
+    tree_.AddBranch(std::span<const int32_t>(conts_[i].tokens.data(), conts_[i].tokens.size()));
+  }
+}
+
+// Best first over candidate nodes: a head candidate is (parent node, depth, rank in the depth's
+// list), an n-gram candidate (parent node, depth, branch); a node's score is the product of the
+// planner's acceptance rates along its path. The trie merges equal prefixes, so a row is spent
+// only on a new node.
+void TokenSwiftDecoder::BuildPlannedTree(int head_depth) {
+  FillLists(head_depth, list_k_);
+  std::vector<TreeCandidate>& heap = heap_;
+  heap.clear();
+  auto push = [&](double p, int parent, int depth, int index, bool ngram) {
+    if (p <= 0.0) return;
+    heap.push_back({p, parent, depth, index, ngram});
+    std::push_heap(heap.begin(), heap.end());
+  };
+  auto push_head_children = [&](double p, int node, int depth) {
+    if (depth >= head_depth) return;
+    const int src = planner_.SourceOfDepth(plan_.kind, depth + 1);
+    const auto& list = topk_[depth];
+    for (int r = 0; r < static_cast<int>(list.size()); ++r) {
+      push(p * planner_.RankProb(src, r), node, depth + 1, r, false);
+    }
+  };
+  push_head_children(1.0, 0, 0);
+  for (int b = 0; b < n_conts_; ++b) push(planner_.NgramProb(b, 1), 0, 1, b, true);
+  while (tree_.size() < plan_.nodes && !heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end());
+    const TreeCandidate c = heap.back();
+    heap.pop_back();
+    if (c.ngram) {
+      const int node =
+          tree_.AddChild(c.parent, conts_[c.index].tokens[c.depth - 1], DraftTree::kFromNgram);
+      if (node < 0) continue;
+      if (c.depth < NgramTable::kContinuationLen) {
+        push(c.prob * planner_.NgramProb(c.index, c.depth + 1), node, c.depth + 1, c.index, true);
+      }
+    } else {
+      const int node = tree_.AddChild(c.parent, topk_[c.depth - 1][c.index], DraftTree::kFromHeads);
+      if (node < 0) continue;
+      push_head_children(c.prob, node, c.depth);
+    }
+  }
+}
+
+Status TokenSwiftDecoder::Verify(bool eager_logits) {
   const int n = tree_.size();
   ForwardBatch batch;
   batch.tokens = tree_.tokens();
@@ -115,7 +317,8 @@ Status TokenSwiftDecoder::Verify() {
   batch.slots = tree_.slots();
   batch.mask = tree_.mask();
   batch.logits_rows = std::span<const int32_t>(rows_.data(), n);
-  return model_->Forward(batch, *cache_, nullptr, hidden_.data());
+  return model_->Forward(batch, *cache_, eager_logits ? logits_all_.data() : nullptr,
+                         hidden_.data());
 }
 
 int32_t TokenSwiftDecoder::SampleNext(const float* logits) {
@@ -124,23 +327,75 @@ int32_t TokenSwiftDecoder::SampleNext(const float* logits) {
   return sampler_.Sample(logits, std::span<const int32_t>(tokens_.data() + n - window, window), n);
 }
 
+// Acceptance evidence for the planner: the target at `depth` (1-based, below the root) against
+// the sources that could have proposed it.
+void TokenSwiftDecoder::RecordTarget(int depth, float* logits, int32_t target) {
+  if (depth == 1) {
+    // What the model's own head (a separate draft pass) would have ranked it. The row was
+    // sampled already and is not read again.
+    Penalise(logits);
+    planner_.RecordRank(DraftPlanner::kModelSource,
+                        RankOf(logits, vocab_, target, planner_.options().list_k));
+  }
+  if (plan_.kind != DraftKind::kAr && depth <= planner_.HeadDepth(plan_.kind)) {
+    const int src = planner_.SourceOfDepth(plan_.kind, depth);
+    if (src != DraftPlanner::kModelSource) {
+      const auto& list = topk_[depth - 1];
+      int rank = -1;
+      for (int r = 0; r < static_cast<int>(list.size()); ++r) {
+        if (list[r] == target) {
+          rank = r;
+          break;
+        }
+      }
+      planner_.RecordRank(src, rank);
+    }
+  }
+  if (depth <= NgramTable::kContinuationLen) {
+    for (int b = 0; b < n_conts_; ++b) {
+      if (!alive_[b]) continue;
+      const bool hit = conts_[b].tokens[depth - 1] == target;
+      planner_.RecordNgram(b, depth, hit);
+      alive_[b] = hit;
+    }
+  }
+}
+
 Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
   out.clear();
   if (max_tokens < 1) return absl::OkStatus();
   if (cached_ + options_.tree.max_nodes > cache_->capacity()) {
     return absl::OutOfRangeError(absl::StrCat("context full: ", tokens_.size(), " tokens"));
   }
-  TS_RETURN_IF_ERROR(Draft());
+  if (static_cast<int64_t>(tokens_.size()) >= next_calibration_) {
+    // Costs drift with the context length. Calibrate overwrites the heads' lists: a fused plan
+    // becomes an AR step this once.
+    TS_RETURN_IF_ERROR(Calibrate());
+    if (plan_.kind == DraftKind::kFused) plan_ = {DraftKind::kAr, 1};
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (plan_.kind == DraftKind::kSeparate) {
+    TS_RETURN_IF_ERROR(Draft());
+    planner_.ObserveDraft(Seconds(t0));
+  }
+  const auto t1 = std::chrono::steady_clock::now();
   BuildTree();
-  TS_RETURN_IF_ERROR(Verify());
+  const bool eager = tree_.size() <= kEagerLogitsRows;
+  TS_RETURN_IF_ERROR(Verify(eager));
 
   // Walk from the root, sampling each node's target only when the walk reaches it.
   const std::span<const int32_t> node_tokens = tree_.tokens();
+  std::fill(alive_.begin(), alive_.end(), 1);
   path_.assign(1, 0);
   int node = 0;
   while (true) {
-    model_->Logits(hidden_.data() + node * hidden_size_, 1, row_logits_.data());
-    const int32_t target = SampleNext(row_logits_.data());
+    float* logits = logits_all_.data() + node * vocab_;
+    if (!eager) {
+      model_->Logits(hidden_.data() + node * hidden_size_, 1, row_logits_.data());
+      logits = row_logits_.data();
+    }
+    const int32_t target = SampleNext(logits);
+    RecordTarget(static_cast<int>(path_.size()), logits, target);
     tokens_.push_back(target);
     out.push_back(target);
     if (static_cast<int64_t>(out.size()) == max_tokens) break;
@@ -164,13 +419,43 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
       ++counters_.accepted_ngram;  // proposed by a branch
   }
   cached_ = static_cast<int64_t>(tokens_.size()) - 1;
+  planner_.ObserveVerify(tree_.size(), Seconds(t1));
   ++counters_.steps;
+  switch (plan_.kind) {
+    case DraftKind::kAr:
+      ++counters_.ar_steps;
+      break;
+    case DraftKind::kFused:
+      ++counters_.fused_steps;
+      break;
+    case DraftKind::kSeparate:
+      ++counters_.separate_steps;
+      break;
+  }
+  counters_.verified_rows += tree_.size();
   counters_.committed += static_cast<int64_t>(out.size());
   counters_.drafted += tree_.size() - 1;
   counters_.accepted += static_cast<int64_t>(path_.size()) - 1;
   // The table learns only from tokens older than the penalty window (DESIGN.md 1.5).
   ngrams_.AddUpTo(tokens_, std::max<int64_t>(prompt_len_, static_cast<int64_t>(tokens_.size()) -
                                                               params_.penalty_window));
+  return PlanNext();
+}
+
+Status TokenSwiftDecoder::PlanNext() {
+  n_conts_ =
+      options_.ngram_topk > 0 ? ngrams_.TopK(tokens_.back(), options_.ngram_topk, conts_) : 0;
+  if (options_.static_tree) {
+    plan_ = {options_.drafting == DraftingMode::kFused ? DraftKind::kFused : DraftKind::kSeparate,
+             options_.tree.max_nodes};
+  } else {
+    plan_ = planner_.Plan(n_conts_, /*fused_ready=*/true);
+  }
+  if (plan_.kind == DraftKind::kFused) {
+    const auto t0 = std::chrono::steady_clock::now();
+    TS_RETURN_IF_ERROR(ApplyHeads(hidden_.data() + path_.back() * hidden_size_));
+    planner_.ObserveHeads(Seconds(t0));
+  }
   return absl::OkStatus();
 }
 

@@ -1,23 +1,31 @@
-// TokenSwift decoding (DESIGN.md sections 1 and 2), first version: draft heads + n-gram
-// branches merged into one trie, verified in one forward pass over the full KV cache with a tree
-// mask, accepted by walking the tree with the position-keyed sampler, compacted in the cache.
+// TokenSwift decoding (DESIGN.md sections 1 and 2): draft heads + n-gram branches merged into one
+// trie, verified in one forward pass over the full KV cache with a tree mask, accepted by walking
+// the tree with the position-keyed sampler, compacted in the cache. A DraftPlanner chooses, step
+// by step, how to draft and how many rows to verify (see draft_planner.h).
 //
 // Invariant between steps: tokens_ is the committed stream; the K/V of every committed token but
 // the last (the root of the next tree) is in the full cache at slot = position. One step:
-//   1. draft: forward the root alone (writes its K/V at slot cached) -> hidden h;
-//      distribution 0 = the model's head on h, distributions 1..3 = draft heads on h;
-//   2. tree: root, then the static shape over the 4 top-k lists, plus n-gram branches
-//      [top1(d0), c0..c3] for the table's top continuations of top1(d0);
-//   3. verify: forward every tree node (root included, same K/V again) at position cached+depth,
-//      slot cached+index, each node seeing the committed prefix and its ancestors;
+//   1. draft, by the plan's kind:
+//        kAr:       nothing; the tree is the root alone (a plain AR step);
+//        kFused:    the draft heads already ran at the end of the previous step, on the verified
+//                   hidden state of its last accepted node (the root's parent): head i's top list
+//                   serves depth i + 1;
+//        kSeparate: forward the root alone (writes its K/V at slot cached) -> hidden h; the
+//                   model's head on h serves depth 1, draft head i depth i + 2;
+//   2. tree: the root, then the nodes of highest estimated acceptance (planner statistics) from
+//      the heads' top lists and the n-gram table's continuations of the root, best first, up to
+//      the plan's row budget; or, with a static shape (--tree), the Cartesian tree + branches;
+//   3. verify: forward every tree node (root included) at position cached+depth, slot
+//      cached+index, each node seeing the committed prefix and its ancestors;
 //   4. accept: from the root, sample the target of the current node exactly as AR would at that
 //      position (same logits bit for bit: batch-invariant kernels; same window: the committed
 //      tokens plus the node's ancestors; same key: seed and absolute position); if a child carries
 //      that token, move to it and repeat; otherwise the target is the bonus token;
 //   5. compact the accepted nodes' K/V to slots cached+1.., feed the n-gram table with tokens
-//      older than the penalty window.
-// The draft pass here reads the full cache (not yet the partial cache of DESIGN 1.1) and is a
-// separate forward pass; the planner of issue 3 (fused drafting, budgets) is still to come.
+//      older than the penalty window, record acceptance statistics and the step's cost, plan the
+//      next step (and run the heads now when it is fused).
+// The separate draft pass reads the partial KV cache (PartialDrafter), brought up to date from the
+// full cache right before each draft pass (so steps that do not draft separately pay nothing).
 #pragma once
 
 #include <memory>
@@ -25,8 +33,10 @@
 
 #include "runtime/decode/decoder.h"
 #include "runtime/decode/draft_heads.h"
+#include "runtime/decode/draft_planner.h"
 #include "runtime/decode/draft_tree.h"
 #include "runtime/decode/ngram_table.h"
+#include "runtime/decode/partial_drafter.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/transformer.h"
 #include "runtime/sampling/sampler.h"
@@ -34,8 +44,18 @@
 namespace ts {
 
 struct TokenSwiftOptions {
-  DraftTreeOptions tree;  // static shape [1,3,3,3], max depth 5, max 64 nodes
-  int ngram_topk = 20;    // n-gram branches per step
+  DraftTreeOptions tree;     // max_nodes: verify rows (root included); static_shape: see below
+  bool static_tree = false;  // true: tree.static_shape every step (--tree), no sizing, no AR steps
+  int ngram_topk = 20;       // n-gram branches per step
+  DraftingMode drafting = DraftingMode::kAuto;
+  bool ar_fallback = true;  // the planner may take plain AR steps when speculation does not pay
+  int fixed_nodes = 0;      // > 0: verify this many rows every speculative step
+  bool calibrate = true;    // measure verify costs after prefill (and every recalibrate_every)
+  int64_t recalibrate_every = 4096;  // committed tokens between calibrations; 0 = never
+  // The separate draft pass's partial KV cache (DESIGN.md 1.1); its budget is capped at the full
+  // cache's capacity (a job shorter than the budget drafts over its whole prefix).
+  PartialCacheConfig partial{
+      .budget = 4096, .n_sink = 16, .recent = 1024, .reselect_room = 512, .draft_slots = 1};
 };
 
 class TokenSwiftDecoder : public Decoder {
@@ -48,12 +68,22 @@ class TokenSwiftDecoder : public Decoder {
   Status Prefill(std::span<const int32_t> prompt) override;
   Status Step(int64_t max_tokens, std::vector<int32_t>& out) override;
   const DecodeCounters& counters() const override { return counters_; }
+  const DraftPlanner& planner() const { return planner_; }
+  const PartialDrafter* drafter() const { return drafter_.get(); }
 
  private:
-  Status Draft();                           // fills dist_ from the root
-  void BuildTree();                         // tree_ from dist_ and the n-gram table
-  Status Verify();                          // hidden_ for every tree node
+  Status Draft();                          // kSeparate: dist_ rows 0..heads from the root
+  Status ApplyHeads(const float* hidden);  // kFused: dist_ rows 0..heads-1 from `hidden`
+  void FillLists(int rows, int k);         // topk_[0..rows) from dist_
+  void BuildTree();                        // tree_ for plan_
+  void BuildStaticTree(int levels);
+  void BuildPlannedTree(int head_depth);
+  Status Verify(bool eager_logits);         // hidden_ (and logits_all_) for every tree node
+  Status Calibrate();                       // verify costs by rows, heads and draft costs
+  Status PlanNext();                        // plan_ for the next step (+ heads when fused)
   int32_t SampleNext(const float* logits);  // target for position tokens_.size()
+  void RecordTarget(int depth, float* logits, int32_t target);
+  void Penalise(float* row);  // the sampler's penalty over the committed window, in place
 
   Transformer* model_;
   KvCache* cache_;
@@ -63,22 +93,39 @@ class TokenSwiftDecoder : public Decoder {
   Sampler sampler_;
   NgramTable ngrams_;
   DraftTree tree_;
+  DraftPlanner planner_;
+  std::unique_ptr<PartialDrafter> drafter_;  // created by Prefill
+  StepPlan plan_;                            // this step's plan
+  int list_k_ = 8;                           // top-list length per distribution
+  int n_conts_ = 0;                          // n-gram continuations of the root, in conts_
+  int64_t next_calibration_ = 0;             // committed length at which to calibrate again
   int64_t vocab_;
   int64_t hidden_size_;
   int64_t prompt_len_ = 0;
   std::vector<int32_t> tokens_;  // committed stream
   int64_t cached_ = 0;           // tokens_[0, cached_) have their K/V in the cache
   // Scratch.
-  std::vector<float> dist_;                 // (1 + heads, vocab): distribution 0, then the heads'
-  std::vector<float> root_hidden_;          // (hidden)
-  std::vector<float> hidden_;               // (max_nodes, hidden): verified hidden states
-  std::vector<float> row_logits_;           // (vocab)
-  std::vector<std::vector<int32_t>> topk_;  // per distribution
+  std::vector<float> dist_;          // (1 + heads, vocab): by depth - 1 (see Step)
+  std::vector<float> root_hidden_;   // (hidden)
+  std::vector<float> hidden_;        // (max_nodes, hidden): verified hidden states
+  std::vector<float> logits_all_;    // (kEagerLogitsRows, vocab): logits of small trees' rows
+  std::vector<float> row_logits_;    // (vocab)
+  std::vector<uint8_t> alive_;       // (ngram_topk): branch still on the walked path
+  std::vector<uint8_t> in_window_;   // (vocab): scratch of Penalise, all zero between calls
+  std::vector<int32_t> window_ids_;  // distinct tokens of the penalty window
+  std::vector<std::vector<int32_t>> topk_;            // per distribution
   std::vector<std::span<const int32_t>> topk_lists_;  // views of topk_ handed to the tree
   std::vector<NgramTable::Continuation> conts_;
   std::vector<int32_t> branch_;
   std::vector<int32_t> rows_;
   std::vector<int32_t> path_;  // accepted nodes, root first
+  struct TreeCandidate {
+    double prob;               // product of acceptance rates along the path
+    int parent, depth, index;  // index: rank in the depth's list (heads) or n-gram branch
+    bool ngram;
+    bool operator<(const TreeCandidate& o) const { return prob < o.prob; }
+  };
+  std::vector<TreeCandidate> heap_;  // BuildPlannedTree's best-first queue
   DecodeCounters counters_;
 };
 

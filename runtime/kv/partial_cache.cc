@@ -193,6 +193,44 @@ Status PartialKvCache::ComputeSelection(const KvCache& full, int64_t committed_l
   return absl::OkStatus();
 }
 
+Status PartialKvCache::ComputeStreamingSelection(const KvCache& full, int64_t committed_len,
+                                                 PartialCacheSelection* out) const {
+  TS_RETURN_IF_ERROR(CheckFull(full, committed_len));
+  if (out->n_layers != n_layers_ || out->n_kv_heads != n_kv_heads_ ||
+      out->budget != config_.budget ||
+      out->positions.size() != static_cast<size_t>(n_layers_) * n_kv_heads_ * config_.budget) {
+    return BadInput("partial KV cache: selection not sized for this cache (use NewSelection)");
+  }
+  const bool whole = committed_len <= config_.budget;
+  const int64_t count = whole ? committed_len : config_.budget - config_.reselect_room;
+  const int64_t n_sink = whole ? count : config_.n_sink;
+  for (int l = 0; l < n_layers_; ++l) {
+    for (int g = 0; g < n_kv_heads_; ++g) {
+      int32_t* row = out->Row(l, g);
+      for (int64_t i = 0; i < n_sink; ++i) row[i] = static_cast<int32_t>(i);
+      // Not whole: committed_len > budget >= count, so the window starts past the sinks.
+      for (int64_t i = n_sink; i < count; ++i) {
+        row[i] = static_cast<int32_t>(committed_len - count + i);
+      }
+    }
+  }
+  out->count = count;
+  out->committed_len = committed_len;
+  out->whole_prefix = whole;
+  return absl::OkStatus();
+}
+
+Status PartialKvCache::SelectStreaming(const KvCache& full, int64_t committed_len) {
+  TS_RETURN_IF_ERROR(ComputeStreamingSelection(full, committed_len, &selection_));
+  return Apply(full, selection_);
+}
+
+size_t PartialKvCache::bytes() const {
+  return cache_->bytes() + selection_.positions.size() * sizeof(int32_t) +
+         scores_.size() * sizeof(double) + order_.size() * sizeof(int32_t) +
+         q_sum_.size() * sizeof(double) + k_row_.size() * sizeof(float);
+}
+
 Status PartialKvCache::Apply(const KvCache& full, const PartialCacheSelection& selection) {
   TS_RETURN_IF_ERROR(CheckFull(full, selection.committed_len));
   if (selection.n_layers != n_layers_ || selection.n_kv_heads != n_kv_heads_ ||

@@ -21,6 +21,7 @@
 //   AppendRecent(full, committed_len): copy newly committed positions while room remains
 //     (the same positions for every head). If some did not fit, NeedsReselect() is true and the
 //     caller calls Select (TokenSwift's dynamic KV update).
+//   SelectStreaming(full, committed_len): sinks + latest positions, when no query is known yet.
 //   Select(full, committed_len, queries): choose anew; the selection fills
 //     budget - reselect_room slots so that the next reselect_room committed tokens are appended
 //     without selecting again (reselect_room = 0 is the literal "top-(B - sinks - R)").
@@ -94,6 +95,13 @@ class PartialKvCache {
   Status Apply(const KvCache& full, const PartialCacheSelection& selection);
   // ComputeSelection + Apply into this cache's own selection.
   Status Select(const KvCache& full, int64_t committed_len, std::span<const float> queries);
+  // The selection when no query is known yet (a prompt longer than the budget, before the first
+  // draft pass): the sinks and the latest budget - reselect_room - n_sink positions, the same for
+  // every (layer, head) (StreamingLLM's layout; TokenSwift's reference drafts over this layout for
+  // one step after its window overflows). Whole prefix when committed_len <= budget.
+  Status ComputeStreamingSelection(const KvCache& full, int64_t committed_len,
+                                   PartialCacheSelection* out) const;
+  Status SelectStreaming(const KvCache& full, int64_t committed_len);
 
   // Appends positions [covered_len(), committed_len) of `full`, as many as fit in the budget.
   // The first call after Create may start from 0 (the whole-prefix case).
@@ -115,6 +123,8 @@ class PartialKvCache {
   int64_t covered_len() const { return covered_len_; }
   const PartialCacheSelection& selection() const { return selection_; }
   const PartialCacheConfig& config() const { return config_; }
+  // Bytes held: the slot store, the selection and the selection scratch.
+  size_t bytes() const;
 
  private:
   PartialKvCache() = default;

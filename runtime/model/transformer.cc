@@ -66,6 +66,7 @@ void Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& ca
          rope_.mscale, c.rope_style);
   b.Rope(k_.data(), n, c.n_kv_heads, c.head_dim, batch.positions.data(), rope_.inv_freq.data(),
          rope_.mscale, c.rope_style);
+  if (!batch.capture_rows.empty()) CaptureQueries(l, batch);
   const KvLayerView kv = cache.Layer(l);
   b.StoreKv(kv, k_.data(), v_.data(), n, batch.slots.data());
   b.Attention(q_.data(), n, c.n_heads, kv, batch.mask, attn_scale_, att_.data());
@@ -79,6 +80,16 @@ void Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& ca
   b.SwiGlu(gate_.data(), up_.data(), n, c.intermediate_size, gate_.data());
   b.MatMul(w.w_down, gate_.data(), n, h_.data());
   b.Add(x_.data(), h_.data(), n * hidden);
+}
+
+void Transformer::CaptureQueries(int l, const ForwardBatch& batch) {
+  const size_t q_dim = static_cast<size_t>(config_.n_heads) * static_cast<size_t>(config_.head_dim);
+  const size_t per_row = static_cast<size_t>(config_.n_layers) * q_dim;
+  for (size_t i = 0; i < batch.capture_rows.size(); ++i) {
+    std::memcpy(batch.capture_queries + i * per_row + static_cast<size_t>(l) * q_dim,
+                q_.data() + static_cast<size_t>(batch.capture_rows[i]) * q_dim,
+                q_dim * sizeof(float));
+  }
 }
 
 Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache, float* logits,
@@ -98,6 +109,14 @@ Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache, float* lo
     if (batch.slots[i] < 0 || batch.slots[i] >= cache.capacity()) {
       return absl::InternalError(absl::StrCat("Forward: cache slot ", batch.slots[i],
                                               " outside capacity ", cache.capacity()));
+    }
+  }
+  if (!batch.capture_rows.empty()) {
+    if (batch.capture_queries == nullptr) {
+      return absl::InternalError("Forward: capture_rows given without capture_queries");
+    }
+    for (const int32_t row : batch.capture_rows) {
+      if (row < 0 || row >= n) return absl::InternalError("Forward: capture row out of range");
     }
   }
   Backend& b = *backend_;

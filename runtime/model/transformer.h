@@ -23,6 +23,12 @@ struct ForwardBatch {
   std::span<const int32_t> slots;        // (n) cache slots receiving this batch's K/V
   AttentionMask mask;                    // over cache slots, see kernels/backend.h
   std::span<const int32_t> logits_rows;  // rows whose logits are computed, in this order
+  // Optional query capture (the partial KV cache's importance scores need the draft token's query
+  // at every layer): for each listed row, its query after rope (and after yarn's mscale), exactly
+  // as attention reads it, into capture_queries (capture_rows.size(), n_layers, n_heads *
+  // head_dim). Empty rows: nothing is captured and nothing is computed for it.
+  std::span<const int32_t> capture_rows;
+  float* capture_queries = nullptr;
 };
 
 class Transformer {
@@ -49,6 +55,8 @@ class Transformer {
 
  private:
   void Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache);
+  // Copies layer l's roped queries of batch.capture_rows into batch.capture_queries.
+  void CaptureQueries(int l, const ForwardBatch& batch);
   // Final norm + lm_head over the first m rows of out_rows_.
   void Head(int64_t m, float* logits);
 

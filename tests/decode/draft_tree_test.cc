@@ -339,3 +339,37 @@ TEST(DraftTree, DefaultBudgetCutsStaticTreeBreadthFirst) {
 
 }  // namespace
 }  // namespace ts
+
+namespace ts {
+namespace {
+
+// AddChild (the planner's node-by-node builder) merges into the trie like AddBranch: the same
+// token under the same parent is one node that collects both origins; budget and depth stop it.
+TEST(DraftTree, AddChildMergesAndRespectsBudgetAndDepth) {
+  DraftTree tree(DraftTreeOptions{.max_depth = 2, .max_nodes = 5});
+  tree.Reset(7, 10);
+  const int a = tree.AddChild(0, 100, DraftTree::kFromHeads);
+  const int b = tree.AddChild(a, 200, DraftTree::kFromHeads);
+  EXPECT_EQ(a, 1);
+  EXPECT_EQ(b, 2);
+  EXPECT_EQ(tree.AddChild(0, 100, DraftTree::kFromNgram), a);  // merged, not a new node
+  EXPECT_EQ(tree.origins()[a], DraftTree::kFromHeads | DraftTree::kFromNgram);
+  EXPECT_EQ(tree.AddChild(b, 300, DraftTree::kFromNgram), -1);  // below max_depth
+  EXPECT_EQ(tree.AddChild(0, 101, DraftTree::kFromHeads), 3);
+  EXPECT_EQ(tree.AddChild(3, 201, DraftTree::kFromHeads), 4);
+  EXPECT_EQ(tree.AddChild(0, 102, DraftTree::kFromHeads), -1);  // budget of 5 rows
+  // The node-by-node tree equals the same paths added as branches.
+  DraftTree ref(DraftTreeOptions{.max_depth = 2, .max_nodes = 5});
+  ref.Reset(7, 10);
+  ref.AddBranch(std::vector<int32_t>{100, 200}, DraftTree::kFromHeads);
+  ref.AddBranch(std::vector<int32_t>{101, 201}, DraftTree::kFromHeads);
+  EXPECT_EQ(std::vector<int32_t>(tree.tokens().begin(), tree.tokens().end()),
+            std::vector<int32_t>(ref.tokens().begin(), ref.tokens().end()));
+  EXPECT_EQ(std::vector<int32_t>(tree.parents().begin(), tree.parents().end()),
+            std::vector<int32_t>(ref.parents().begin(), ref.parents().end()));
+  EXPECT_EQ(std::vector<int32_t>(tree.extra_slots().begin(), tree.extra_slots().end()),
+            std::vector<int32_t>(ref.extra_slots().begin(), ref.extra_slots().end()));
+}
+
+}  // namespace
+}  // namespace ts

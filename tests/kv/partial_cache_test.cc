@@ -275,6 +275,45 @@ TEST_P(PartialCacheTest, Select_TiesGoToLowerPositionsDeterministically) {
   ExpectRowsCopied(*a, *full);
 }
 
+TEST_P(PartialCacheTest, SelectStreaming_KeepsSinksAndLatestThenAppends) {
+  const PartialCacheConfig c = SmallConfig(/*room=*/8);
+  auto full = RandomFull(GetParam(), 9);
+  auto partial = MakePartial(GetParam(), c);
+  // Short prefix: the whole prefix.
+  ASSERT_TRUE(partial->SelectStreaming(*full, 40).ok());
+  EXPECT_TRUE(partial->selection().whole_prefix);
+  EXPECT_EQ(partial->used(), 40);
+  ExpectRowsCopied(*partial, *full);
+  // Longer: sinks [0, 16) then the latest budget - room - sinks = 40 positions, every row.
+  ASSERT_TRUE(partial->SelectStreaming(*full, 300).ok());
+  EXPECT_FALSE(partial->selection().whole_prefix);
+  EXPECT_EQ(partial->used(), 56);
+  EXPECT_EQ(partial->covered_len(), 300);
+  std::vector<int32_t> want;
+  for (int32_t p = 0; p < 16; ++p) want.push_back(p);
+  for (int32_t p = 260; p < 300; ++p) want.push_back(p);
+  for (int l = 0; l < kLayers; ++l) {
+    for (int g = 0; g < kKvHeads; ++g) {
+      const auto got = partial->selection().Positions(l, g);
+      EXPECT_EQ(std::vector<int32_t>(got.begin(), got.end()), want);
+    }
+  }
+  ExpectRowsCopied(*partial, *full);
+  // The room takes the next committed positions without selecting again.
+  ASSERT_TRUE(partial->AppendRecent(*full, 308).ok());
+  EXPECT_FALSE(partial->NeedsReselect());
+  EXPECT_EQ(partial->used(), 64);
+  ExpectSinksAndWindow(*partial, 308);
+  ExpectRowsCopied(*partial, *full);
+  ASSERT_TRUE(partial->AppendRecent(*full, 309).ok());
+  EXPECT_TRUE(partial->NeedsReselect());
+  // A selection not sized for this cache is rejected.
+  PartialCacheSelection wrong;
+  wrong.Resize(kLayers, kKvHeads, 8);
+  EXPECT_FALSE(partial->ComputeStreamingSelection(*full, 300, &wrong).ok());
+  EXPECT_GT(partial->bytes(), partial->cache().bytes());
+}
+
 TEST_P(PartialCacheTest, ShortPrefix_CopiesEverything) {
   const PartialCacheConfig c = SmallConfig();
   auto full = RandomFull(GetParam(), 31);

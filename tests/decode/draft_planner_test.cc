@@ -1,0 +1,190 @@
+// DraftPlanner: expected tokens against a brute-force enumeration of every tree node, the choice
+// between AR, fused and separate drafting from given costs, probing, and the statistics' decay.
+#include "runtime/decode/draft_planner.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <vector>
+
+namespace ts {
+namespace {
+
+DraftPlannerOptions SmallOptions() {
+  DraftPlannerOptions o;
+  o.max_nodes = 32;
+  o.list_k = 3;
+  o.num_heads = 3;
+  o.ngram_topk = 2;
+  o.ngram_depth = 4;
+  o.decay = 1.0;  // plain frequencies
+  return o;
+}
+
+// Feeds `trials` observations to `source` with the given per-rank hit rates.
+void Teach(DraftPlanner& planner, int source, const std::vector<double>& rates, int trials) {
+  for (int t = 0; t < trials; ++t) {
+    // Deterministic: observation t is a hit at rank r for the first rates[0..r] share of trials.
+    const double u = (t + 0.5) / trials;
+    double acc = 0;
+    int rank = -1;
+    for (size_t r = 0; r < rates.size(); ++r) {
+      acc += rates[r];
+      if (u < acc) {
+        rank = static_cast<int>(r);
+        break;
+      }
+    }
+    planner.RecordRank(source, rank);
+  }
+}
+
+// Every node of the fused (or separate) head tree and every n-gram node, with its path probability,
+// enumerated exhaustively; the expected tokens of the best T rows is 1 + the sum of the T - 1
+// largest.
+double BruteForceExpected(const DraftPlanner& planner, DraftKind kind, int rows, int branches) {
+  std::vector<double> probs;
+  const int depth_max = planner.HeadDepth(kind);
+  const int k = planner.options().list_k;
+  std::function<void(int, double)> walk = [&](int depth, double p) {
+    if (depth > depth_max) return;
+    const int src = planner.SourceOfDepth(kind, depth);
+    for (int r = 0; r < k; ++r) {
+      const double q = p * planner.RankProb(src, r);
+      if (q <= 0) continue;
+      probs.push_back(q);
+      walk(depth + 1, q);
+    }
+  };
+  walk(1, 1.0);
+  for (int b = 0; b < branches; ++b) {
+    double p = 1.0;
+    for (int d = 1; d <= planner.options().ngram_depth; ++d) {
+      p *= planner.NgramProb(b, d);
+      if (p > 0) probs.push_back(p);
+    }
+  }
+  std::sort(probs.rbegin(), probs.rend());
+  double e = 1.0;
+  for (int i = 0; i < rows - 1 && i < static_cast<int>(probs.size()); ++i) e += probs[i];
+  return e;
+}
+
+TEST(DraftPlanner, ExpectedTokensEqualBruteForce) {
+  DraftPlanner planner(SmallOptions());
+  Teach(planner, DraftPlanner::kModelSource, {0.7, 0.15, 0.05}, 200);
+  Teach(planner, 1, {0.5, 0.2, 0.1}, 200);
+  Teach(planner, 2, {0.35, 0.15, 0.05}, 200);
+  Teach(planner, 3, {0.25, 0.1, 0.05}, 200);
+  for (int t = 0; t < 100; ++t) {
+    planner.RecordNgram(0, 1, t % 3 == 0);
+    planner.RecordNgram(0, 2, t % 2 == 0);
+    planner.RecordNgram(1, 1, t % 5 == 0);
+  }
+  for (DraftKind kind : {DraftKind::kFused, DraftKind::kSeparate}) {
+    for (int branches : {0, 2}) {
+      for (int rows : {1, 2, 3, 5, 8, 13, 32}) {
+        EXPECT_NEAR(planner.ExpectedTokens(kind, rows, branches),
+                    BruteForceExpected(planner, kind, rows, branches), 1e-9)
+            << DraftKindName(kind) << " rows " << rows << " branches " << branches;
+      }
+    }
+  }
+}
+
+TEST(DraftPlanner, RankProbIsDecayedFrequency) {
+  DraftPlannerOptions o = SmallOptions();
+  o.decay = 0.5;
+  DraftPlanner planner(o);
+  // Priors: 4 trials. After hits at rank 0 then a miss, with decay 0.5 per observation.
+  const double prior_hits = planner.RankProb(1, 0) * 4.0;
+  planner.RecordRank(1, 0);
+  planner.RecordRank(1, -1);
+  const double hits = (prior_hits * 0.5 + 1.0) * 0.5;
+  const double trials = (4.0 * 0.5 + 1.0) * 0.5 + 1.0;
+  EXPECT_NEAR(planner.RankProb(1, 0), hits / trials, 1e-12);
+}
+
+// GPU-like costs: rows are nearly free, so the largest useful tree wins over AR.
+TEST(DraftPlanner, FlatCostChoosesLargeTree) {
+  DraftPlanner planner(SmallOptions());
+  Teach(planner, 1, {0.6, 0.2, 0.1}, 100);
+  Teach(planner, 2, {0.5, 0.2, 0.1}, 100);
+  Teach(planner, 3, {0.4, 0.2, 0.1}, 100);
+  for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.010 + 0.0001 * t);
+  planner.FinishCalibration();
+  planner.ObserveHeads(0.001);
+  planner.ObserveDraft(0.011);
+  const StepPlan plan = planner.Plan(0, /*fused_ready=*/true);
+  EXPECT_EQ(plan.kind, DraftKind::kFused);  // the draft pass costs a whole step
+  EXPECT_GT(plan.nodes, 10);
+  EXPECT_GT(plan.expected_tokens, 2.0);
+}
+
+// CPU-like costs where every row costs a whole step: no tree can beat AR.
+TEST(DraftPlanner, LinearCostFallsBackToArAndProbes) {
+  DraftPlannerOptions o = SmallOptions();
+  o.probe_every = 4;
+  DraftPlanner planner(o);
+  Teach(planner, 1, {0.3, 0.1, 0.05}, 100);
+  for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.010 * t);
+  planner.FinishCalibration();
+  planner.ObserveHeads(0.002);
+  planner.ObserveDraft(0.012);
+  int probes = 0;
+  for (int step = 0; step < 12; ++step) {
+    const StepPlan plan = planner.Plan(0, true);
+    if (plan.kind == DraftKind::kAr) {
+      EXPECT_EQ(plan.nodes, 1);
+    } else {
+      EXPECT_TRUE(plan.probe);
+      ++probes;
+    }
+  }
+  EXPECT_EQ(probes, 3);  // every 4th plan speculates
+}
+
+TEST(DraftPlanner, SeparateWhenFusedNotReadyOrForced) {
+  DraftPlannerOptions o = SmallOptions();
+  o.ar_fallback = false;
+  DraftPlanner planner(o);
+  for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.01);
+  planner.FinishCalibration();
+  planner.ObserveHeads(0.001);
+  planner.ObserveDraft(0.002);
+  EXPECT_EQ(planner.Plan(0, /*fused_ready=*/false).kind, DraftKind::kSeparate);
+  o.mode = DraftingMode::kFused;
+  DraftPlanner fused(o);
+  EXPECT_EQ(fused.Plan(0, false).kind, DraftKind::kAr);  // nothing to fuse with yet
+  fused.SetVerifyCost(1, 0.01);
+  fused.FinishCalibration();
+  EXPECT_EQ(fused.Plan(0, true).kind, DraftKind::kFused);
+}
+
+TEST(DraftPlanner, FixedNodesAreHonoured) {
+  DraftPlannerOptions o = SmallOptions();
+  o.fixed_nodes = 7;
+  o.mode = DraftingMode::kFused;
+  DraftPlanner planner(o);
+  for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.01 * t);  // AR would win
+  planner.FinishCalibration();
+  const StepPlan plan = planner.Plan(2, true);
+  EXPECT_EQ(plan.kind, DraftKind::kFused);
+  EXPECT_EQ(plan.nodes, 7);
+}
+
+TEST(DraftPlanner, CalibrationInterpolatesBetweenPoints) {
+  DraftPlanner planner(SmallOptions());
+  planner.SetVerifyCost(1, 1.0);
+  planner.SetVerifyCost(5, 3.0);
+  planner.SetVerifyCost(9, 4.0);
+  planner.FinishCalibration();
+  EXPECT_DOUBLE_EQ(planner.VerifyCost(3), 2.0);
+  EXPECT_DOUBLE_EQ(planner.VerifyCost(7), 3.5);
+  EXPECT_DOUBLE_EQ(planner.VerifyCost(13), 5.0);  // last slope, extrapolated
+}
+
+}  // namespace
+}  // namespace ts
