@@ -28,6 +28,21 @@ void AddBackendOptions(CLI::App* app, BackendOptions* options) {
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
 }
 
+void AddSamplingOptions(CLI::App* app, SamplingParams* params) {
+  app->add_option("-s,--seed", params->seed, "sampling seed")->capture_default_str();
+  app->add_option("--temperature,--temp", params->temperature, "0 = greedy")->capture_default_str();
+  app->add_option("--top-p", params->top_p, "nucleus sampling (1 = off)")->capture_default_str();
+  app->add_option("--top-k", params->top_k, "top-k sampling (0 = off)")->capture_default_str();
+  app->add_option("--min-p", params->min_p, "min-p sampling (0 = off)")->capture_default_str();
+  app->add_option("--eta", params->eta, "eta sampling epsilon (0 = off)")->capture_default_str();
+  app->add_option("--penalty,--repeat-penalty", params->penalty,
+                  "contextual repetition penalty (1 = off)")
+      ->capture_default_str();
+  app->add_option("--penalty-window,--repeat-last-n", params->penalty_window,
+                  "tokens the penalty looks back over")
+      ->capture_default_str();
+}
+
 StatusOr<DType> ParseKvDtype(const std::string& name) {
   if (name == "f32") return DType::kF32;
   if (name == "bf16") return DType::kBF16;

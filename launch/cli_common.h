@@ -8,6 +8,7 @@
 #include "kernels/backend.h"
 #include "nlohmann/json.hpp"
 #include "runtime/common/status.h"
+#include "runtime/sampling/sampling_params.h"
 
 namespace ts::cli {
 
@@ -24,6 +25,12 @@ struct BackendOptions {
 void AddBackendOptions(CLI::App* app, BackendOptions* options);
 StatusOr<std::unique_ptr<Backend>> MakeBackend(const BackendOptions& options);
 StatusOr<DType> ParseKvDtype(const std::string& name);
+
+// The sampling flags shared by generate and bench, llama.cpp spellings as aliases: -s/--seed,
+// --temperature/--temp, --top-p, --top-k, --min-p, --eta, --penalty/--repeat-penalty,
+// --penalty-window/--repeat-last-n. Defaults shown in --help are *params as passed in (set the
+// command's defaults first). Values are checked later by Validate(SamplingParams).
+void AddSamplingOptions(CLI::App* app, SamplingParams* params);
 
 Status WriteJson(const std::string& path, const nlohmann::json& json);
 StatusOr<std::string> ReadFile(const std::string& path, const std::string& flag);

@@ -13,5 +13,6 @@ void RegisterScore(CLI::App& app, Status* result);
 void RegisterInspect(CLI::App& app, Status* result);
 void RegisterMakeTestModel(CLI::App& app, Status* result);
 void RegisterBench(CLI::App& app, Status* result);
+void RegisterTrainHeads(CLI::App& app, Status* result);
 
 }  // namespace ts::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   ts::cli::RegisterInspect(app, &result);
   ts::cli::RegisterMakeTestModel(app, &result);
   ts::cli::RegisterBench(app, &result);
+  ts::cli::RegisterTrainHeads(app, &result);
 
   try {
     app.parse(argc, argv);

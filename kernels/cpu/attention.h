@@ -1,35 +1,70 @@
-// Masked attention on the CPU (kernels/backend.h, Backend::Attention).
+// Masked attention on the CPU (kernels/backend.h, Backend::Attention), reading each KV block once
+// for every query row and every query head of a GQA group that needs it.
 //
-// For each (query row i, head h) the query walks its LOGICAL key sequence — cache slots
-// [0, prefix_len[i]), then extra_slots[extra_begin[i] .. extra_begin[i+1]) — in fixed blocks of
-// kAttnBlock logical keys with an online softmax:
-//   s_t = scale * (q . k_t)                 t in the block
-//   m'  = max(m, max_t s_t);  c = exp(m - m')
-//   l   = l * c + sum_t exp(s_t - m');  acc = acc * c + sum_t exp(s_t - m') v_t   (t in order)
-//   out = acc / l
-// Every step depends only on the logical sequence, so a tree node whose sequence (prefix, then
-// ancestors, then itself) equals the AR sequence of the same token gets a bit-identical output,
-// and slots outside the sequence are never read. Threads split over (query, head) pairs.
+// The logical key sequence of query row i is cache slots [0, prefix_len[i]), then
+// extra_slots[extra_begin[i] .. extra_begin[i+1]) (a tree node's ancestors, then itself); its
+// length is len_i. Per (row i, query head h) the arithmetic is a function of that sequence only:
 //
-// A later optimisation can share block reads between tree nodes with a common prefix: the
-// per-block step (AttendBlock) is separate from the walk over the sequence for that reason.
+//   Segments. The logical sequence is cut into segments of kAttnSegment keys (a constant, so
+//   the cut never depends on the batch, the thread count or another row). Each segment yields an
+//   online-softmax partial (m_s, l_s, acc_s); partials are combined in segment order:
+//     M = max_s m_s;  l = sum_s l_s * exp(m_s - M);  acc = sum_s acc_s * exp(m_s - M)
+//     out = acc * (1 / l)            (one segment: exactly acc * (1 / l))
+//   Segments are what keeps two threads busy at batch 1 with 3 KV heads (tasks are
+//   (KV head, segment, chunk of rows)).
+//
+//   Blocks. Inside a segment, keys go in blocks of kAttnBlock logical keys (block boundaries
+//   at multiples of kAttnBlock of the logical index, so a block never straddles segments):
+//     s_t  = scale * (q . k_t)          q . k_t: per lane d-chunk products, then a fixed
+//                                        pairwise tree over lanes that yields kLanes keys' dots
+//                                        at once (ConcatEven/ConcatOdd + Add)
+//     m'   = max(m, max_t s_t);  c = exp(m - m')
+//     p_t  = exp(s_t - m')              (Highway Exp, kLanes keys at a time)
+//     l    = fma(l, c, sum_t p_t)       (p vectors added in order, then one lane reduction)
+//     acc  = fma(acc, c, (o_0 + o_1) + (o_2 + o_3)),  o_r = sum over t = r mod 4, in order, of
+//            p_t v_t (four independent FMA chains per head_dim vector)
+//   A block is handled by one non-inlined function (UpdateBlock) whatever its source, so the
+//   same logical block gives the same bits whether its keys came straight from the cache (a
+//   full block of the shared prefix) or were gathered (a row's prefix tail and its ancestors).
+//
+// Sharing. Within a task, the blocks that lie wholly inside the prefix are walked once: each
+// block is loaded (bf16 converted to f32 once) and then every (row, group head) pair whose prefix
+// covers it updates its state from L1 (f32 caches are read in place when head_dim is a multiple
+// of the vector width). Then each row walks its own remaining blocks (the last
+// partial prefix block and its extra slots), gathered into the same block buffer. So a verify
+// pass of T tree rows over a prefix of P keys reads the prefix's K/V from memory once per KV
+// head, not T * group times; causal prefill shares blocks the same way.
+//
+// Consequences (tests/kernels/attention_test.cc, attention_batch_test.cc): a tree node whose
+// logical sequence equals the AR sequence of the same token gets a bit-identical output; a row's
+// result does not depend on the other rows, the thread count, or slots outside its sequence
+// (never read). It does depend on the SIMD target (the lane count shapes the dot-product tree),
+// as every reduction kernel here does: one machine, one target, one answer.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace ts::cpu {
 
-inline constexpr int kAttnBlock = 32;    // logical keys per online-softmax block
-inline constexpr int kMaxHeadDim = 512;  // larger head_dim works, via a heap buffer
+inline constexpr int kAttnBlock = 32;      // logical keys per online-softmax block
+inline constexpr int kAttnSegment = 1024;  // logical keys per partial (multiple of kAttnBlock)
+inline constexpr int kAttnRowChunk = 64;   // query rows sharing one pass over a segment
 
-void Attention(ThreadPool& pool, const float* q, int64_t n, int n_heads, const KvLayerView& cache,
-               const AttentionMask& mask, float scale, float* out);
+// Buffers reused across calls; they grow to the largest call seen and are never shrunk, so a
+// decode loop allocates only while its sequence grows past the previous capacity.
+struct AttentionScratch {
+  std::vector<float> partial_acc;         // (pair-segments, head_dim_padded) running acc
+  std::vector<float> partial_ml;          // (pair-segments, 2): m, l
+  std::vector<int64_t> row_base;          // (n + 1) first pair-segment of each row in a round
+  std::vector<std::vector<float>> local;  // per thread: K and V block, padded q
+};
 
-// One (query, head): q (head_dim) against KV head kv_head over query i's logical sequence.
-void AttendOne(const float* q, const KvLayerView& cache, int kv_head, const AttentionMask& mask,
-               int64_t i, float scale, float* out);
+// out (n, n_heads, head_dim) = softmax(q k^T * scale) v over each row's logical sequence.
+void Attention(ThreadPool& pool, AttentionScratch& scratch, const float* q, int64_t n, int n_heads,
+               const KvLayerView& cache, const AttentionMask& mask, float scale, float* out);
 
 }  // namespace ts::cpu

@@ -42,7 +42,7 @@ class CpuBackend final : public Backend {
   }
   void Attention(const float* q, int64_t n, int n_heads, const KvLayerView& cache,
                  const AttentionMask& mask, float scale, float* out) override {
-    cpu::Attention(pool_, q, n, n_heads, cache, mask, scale, out);
+    cpu::Attention(pool_, attn_scratch_, q, n, n_heads, cache, mask, scale, out);
   }
   void SwiGlu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) override {
     cpu::SwiGlu(pool_, gate, up, n, dim, out);
@@ -52,6 +52,7 @@ class CpuBackend final : public Backend {
  private:
   cpu::ThreadPool pool_;
   cpu::MatMulScratch matmul_scratch_;
+  cpu::AttentionScratch attn_scratch_;
 };
 
 }  // namespace

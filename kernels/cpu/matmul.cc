@@ -3,6 +3,7 @@
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "kernels/cpu/quant_blocks.h"
 
@@ -26,17 +27,21 @@ void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const flo
   Q8Rows xq;
   xq.cols = cols;
   if (UsesQ8Activations(w.dtype)) {
-    const int64_t nb = cols / kQK;
-    if (static_cast<int64_t>(scratch.q.size()) < n * cols) scratch.q.resize(n * cols);
-    if (static_cast<int64_t>(scratch.ds.size()) < 2 * n * nb) scratch.ds.resize(2 * n * nb);
-    int8_t* q = scratch.q.data();
+    const int64_t pairs = (cols / kQK + 1) / 2;
+    const int64_t q_size = pairs * n * kXPairBytes, ds_size = pairs * n * kXPairFloats;
+    if (static_cast<int64_t>(scratch.q.size()) < q_size + 64) scratch.q.resize(q_size + 64);
+    if (static_cast<int64_t>(scratch.ds.size()) < ds_size) scratch.ds.resize(ds_size);
+    // 64-byte aligned, so that each 64-byte pair load touches one cache line.
+    int8_t* q = scratch.q.data() + (-reinterpret_cast<uintptr_t>(scratch.q.data()) & 63);
     float* ds = scratch.ds.data();
-    // One x row per task: the quantization of a row never depends on the batch.
+    // One x row per task: the quantization of a row never depends on the batch (only where its
+    // values are stored does).
     pool.ParallelFor(n, [&](int64_t i, int) {
-      QuantizeActivationRow(x + i * cols, cols, q + i * cols, ds + 2 * i * nb);
+      QuantizeActivationRow(x + i * cols, cols, n, q + i * kXPairBytes, ds + i * kXPairFloats);
     });
     xq.q = q;
     xq.ds = ds;
+    xq.stride = n;
   }
   const bool k_quant = IsQuantized(w.dtype) && !UsesQ8Activations(w.dtype);
   if (k_quant) {  // per-thread buffers for dequantized weight tiles
@@ -47,17 +52,20 @@ void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const flo
       if (static_cast<int64_t>(buf.size()) < kRowTile * cols) buf.resize(kRowTile * cols);
     }
   }
-  // Each task takes a contiguous chunk of weight rows (about kChunksPerThread chunks per thread,
-  // so every thread streams long sequential runs that the prefetchers follow) and one x tile,
-  // and walks the chunk in kRowTile sub-tiles so each sub-tile stays in L1 across the x rows.
+  // Each task takes a contiguous chunk of weight rows and one x tile, and walks the chunk in
+  // kRowTile sub-tiles so each sub-tile stays in L1 across the x rows. The rows are cut into
+  // about kChunksPerThread chunks per thread (long sequential runs that the prefetchers follow,
+  // and slack for a thread that starts late), chunk c holding sub-tiles [c * tiles / chunks,
+  // (c + 1) * tiles / chunks): sizes differ by at most one sub-tile, so with a verify batch
+  // (n <= 16: one x tile, a few microseconds per call) both threads get equal work.
   const int64_t threads = pool.NumThreads();
-  int64_t chunk = (w.rows + kChunksPerThread * threads - 1) / (kChunksPerThread * threads);
-  chunk = std::max(kRowTile, (chunk + kRowTile - 1) / kRowTile * kRowTile);
-  const int64_t row_chunks = (w.rows + chunk - 1) / chunk;
+  const int64_t tiles = (w.rows + kRowTile - 1) / kRowTile;
+  const int64_t chunks = std::min(tiles, kChunksPerThread * threads);
   const int64_t x_tiles = (n + kXTile - 1) / kXTile;
-  pool.ParallelFor(row_chunks * x_tiles, [&](int64_t t, int thread) {
-    const int64_t c0 = (t / x_tiles) * chunk;
-    const int64_t c1 = std::min(w.rows, c0 + chunk);
+  pool.ParallelFor(chunks * x_tiles, [&](int64_t t, int thread) {
+    const int64_t c = t / x_tiles;
+    const int64_t c0 = c * tiles / chunks * kRowTile;
+    const int64_t c1 = std::min(w.rows, (c + 1) * tiles / chunks * kRowTile);
     const int64_t i0 = (t % x_tiles) * kXTile;
     const int64_t i1 = std::min(n, i0 + kXTile);
     float* wbuf = k_quant ? scratch.wtile[thread].data() : nullptr;

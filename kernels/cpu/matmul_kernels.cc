@@ -8,6 +8,9 @@
 //   mterm     += mw_b * (dx_b * sum(qx_b))                 (Q4_1 min; Q4_0 uses mw = -8 dw)
 // and finally y = sum(acc_lanes) + mterm. The integer sums are exact; only the float steps round.
 // AVX-512 handles two blocks per 512-bit vector (lanes 0-7 and 8-15), AVX2 one block per vector.
+// On AVX-512 one call takes R = 1..8 x rows against one weight row, unpacking each weight block
+// pair once for all R (a verify batch of T <= 8 tokens reads and unpacks the weights once); each
+// row keeps its own accumulators and the one-row operation sequence, so R changes no bits.
 
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL  // compile the AVX-512 VNNI target too (chosen only where supported)
@@ -21,8 +24,10 @@
 #include "hwy/highway.h"
 // clang-format on
 
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "kernels/cpu/dequant.h"
 #include "kernels/cpu/matmul.h"
@@ -115,12 +120,6 @@ TS_INT8_DOT_ATTR HWY_INLINE __m512i DotU8S8(__m512i w, __m512i x) {
 #endif
 }
 
-// Broadcasts lane 0 of s to lanes 0-7 and lane 2 to lanes 8-15.
-HWY_INLINE __m512 PairScale(__m128 s) {
-  const __m512i idx = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
-  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
-}
-
 HWY_INLINE float ReduceLanes(__m512 acc) {
   const hn::ScalableTag<float> df;
   return hn::GetLane(hn::SumOfLanes(df, hn::VFromD<decltype(df)>{acc}));
@@ -144,58 +143,70 @@ HWY_INLINE __m128 PairF16Scales(const uint8_t* a, const uint8_t* b) {
   return _mm_unpacklo_ps(d2, d2);
 }
 
-// Activation 8-bit values of blocks b, b+1 (or of block b only, zero-extended) and their
-// metadata [dxA, sxA, dxB, sxB].
-HWY_INLINE __m512i LoadXPair(const int8_t* xq, int64_t b, bool single) {
-  return single ? _mm512_maskz_loadu_epi8(0xFFFFFFFFull, xq + b * kQK)
-                : _mm512_loadu_si512(xq + b * kQK);
-}
-HWY_INLINE __m128 LoadXdsPair(const float* xds, int64_t b, bool single) {
-  return single ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xds + 2 * b)))
-                : _mm_loadu_ps(xds + 2 * b);
+// One x row's block pair (64 8-bit values) and its metadata [dxA, sxA, dxB, sxB], in the pair
+// layout of Q8Rows: a missing odd last block is stored as zeros.
+HWY_INLINE __m512i LoadXPair(const int8_t* p) { return _mm512_loadu_si512(p); }
+HWY_INLINE __m128 LoadXdsPair(const float* p) { return _mm_loadu_ps(p); }
+
+// [s0 x 8, s2 x 8] from [s0, s1, s2, s3].
+HWY_INLINE __m512 PairScale(__m128 s) {
+  const __m512i idx = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(s));
 }
 
-// Q4_0 or Q4_1 weights against R activation rows at once (prefill shares the weight unpack),
-// two blocks per step. Every output runs the same instruction sequence whatever R, so R = 4 and
-// R = 1 give identical bits. An odd last block pairs with itself, its twin's activation and
-// scales zeroed, so it adds exact zeros.
-template <bool kQ4_0, int R>
-TS_INT8_DOT_ATTR HWY_NOINLINE void DotQ4(const uint8_t* wrow, const int8_t* const* xq,
-                                         const float* const* xds, int64_t nb, float* out) {
+// Q4_0 or Q4_1 weights against R activation rows at once (a verify batch or a prefill tile shares
+// the weight unpack), two blocks per step. Every output runs the same instruction sequence
+// whatever R, so R = 8 and R = 1 give identical bits: the R rows are independent accumulator
+// chains, unrolled so that they live in registers (R = 8: 8 zmm acc + 8 xmm macc + wq, dm and
+// two constants, well under the 32 vector registers). An odd last block pairs with itself, its
+// twin's activations and scales being stored as zeros (Q8Rows), so it adds exact zeros. The R
+// rows' pairs are adjacent in that layout: row k at xq + k * kXPairBytes, xds + k * kXPairFloats.
+template <bool kQ4_0, int R, bool kSingle>
+TS_INT8_DOT_ATTR HWY_INLINE void Q4PairStep(const uint8_t* ba, const int8_t* xq, const float* xds,
+                                            __m512 (&acc)[R], __m128 (&macc)[R]) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const __m128 q4_0_mins = _mm_setr_ps(1.0f, -8.0f, 1.0f, -8.0f);
+  const uint8_t* bb = kSingle ? ba : ba + kBytes;
+  const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ba + kQsOffset));
+  const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb + kQsOffset));
+  const __m256i ab = _mm256_set_m128i(qb, qa);
+  // [qa, qb, qa >> 4, qb >> 4] -> [qa lo, qa hi, qb lo, qb hi] = elements in x order.
+  __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
+  wq = _mm512_and_si512(_mm512_shuffle_i64x2(wq, wq, 0xD8), _mm512_set1_epi8(0x0F));
+  __m128 dm;  // [dA, mA, dB, mB]
+  if constexpr (kQ4_0) {
+    dm = _mm_mul_ps(PairF16Scales(ba, bb), _mm_setr_ps(1.0f, -8.0f, 1.0f, -8.0f));
+  } else {
+    dm = _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(Load32(ba))),
+                                       static_cast<int>(Load32(bb)), 1));
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < R; ++k) {
+    const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wq, LoadXPair(xq + k * kXPairBytes)));
+    const __m128 prod = _mm_mul_ps(dm, LoadXdsPair(xds + k * kXPairFloats));  // [dA dxA, mA sxA..]
+    acc[k] = _mm512_fmadd_ps(PairScale(prod), isum, acc[k]);
+    macc[k] = _mm_add_ps(macc[k], prod);
+  }
+}
+
+template <bool kQ4_0, int R>
+TS_INT8_DOT_ATTR HWY_NOINLINE void DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds,
+                                         int64_t stride, int64_t nb, float* out) {
+  constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   __m512 acc[R];
   __m128 macc[R];  // lanes 1, 3: min terms of blocks A, B
+#pragma GCC unroll 8
   for (int k = 0; k < R; ++k) {
     acc[k] = _mm512_setzero_ps();
     macc[k] = _mm_setzero_ps();
   }
-  for (int64_t b = 0; b < nb; b += 2) {
-    const bool single = b + 1 == nb;
-    const uint8_t* ba = wrow + b * kBytes;
-    const uint8_t* bb = single ? ba : ba + kBytes;
-    const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ba + kQsOffset));
-    const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb + kQsOffset));
-    const __m256i ab = _mm256_set_m128i(qb, qa);
-    // [qa, qb, qa >> 4, qb >> 4] -> [qa lo, qa hi, qb lo, qb hi] = elements in x order.
-    __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
-    wq = _mm512_and_si512(_mm512_shuffle_i64x2(wq, wq, 0xD8), low4);
-    __m128 dm;  // [dA, mA, dB, mB]
-    if constexpr (kQ4_0) {
-      dm = _mm_mul_ps(PairF16Scales(ba, bb), q4_0_mins);
-    } else {
-      dm = _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(Load32(ba))),
-                                         static_cast<int>(Load32(bb)), 1));
-    }
-    for (int k = 0; k < R; ++k) {
-      const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wq, LoadXPair(xq[k], b, single)));
-      const __m128 prod = _mm_mul_ps(dm, LoadXdsPair(xds[k], b, single));  // [dA dxA, mA sxA..]
-      acc[k] = _mm512_fmadd_ps(PairScale(prod), isum, acc[k]);
-      macc[k] = _mm_add_ps(macc[k], prod);
-    }
+  const int64_t xstep = stride * kXPairBytes, dstep = stride * kXPairFloats;
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2, xq += xstep, xds += dstep) {
+    Q4PairStep<kQ4_0, R, false>(wrow + b * kBytes, xq, xds, acc, macc);
   }
+  if (b < nb) Q4PairStep<kQ4_0, R, true>(wrow + b * kBytes, xq, xds, acc, macc);
+#pragma GCC unroll 8
   for (int k = 0; k < R; ++k) {
     alignas(16) float m[4];
     _mm_store_ps(m, macc[k]);
@@ -203,31 +214,42 @@ TS_INT8_DOT_ATTR HWY_NOINLINE void DotQ4(const uint8_t* wrow, const int8_t* cons
   }
 }
 
+// Q8_0 weights against R activation rows; same structure and invariance as DotQ4.
+template <int R, bool kSingle>
+TS_INT8_DOT_ATTR HWY_INLINE void Q8PairStep(const uint8_t* ba, const int8_t* xq, const float* xds,
+                                            __m512 (&acc)[R]) {
+  const uint8_t* bb = kSingle ? ba : ba + sizeof(BlockQ8_0);
+  const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ba + 2));
+  const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bb + 2));
+  const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1);
+  // w * x = |w| * (sign(w) x): the left factor is unsigned as the instructions need.
+  const __m512i wabs = _mm512_abs_epi8(w);
+  const __mmask64 wneg = _mm512_movepi8_mask(w);
+  const __m128 dw = PairF16Scales(ba, bb);
+#pragma GCC unroll 8
+  for (int k = 0; k < R; ++k) {
+    const __m512i xv = LoadXPair(xq + k * kXPairBytes);
+    const __m512i xs = _mm512_mask_sub_epi8(xv, wneg, _mm512_setzero_si512(), xv);
+    const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wabs, xs));
+    const __m128 prod = _mm_mul_ps(dw, LoadXdsPair(xds + k * kXPairFloats));
+    acc[k] = _mm512_fmadd_ps(PairScale(prod), isum, acc[k]);
+  }
+}
+
 template <int R>
-TS_INT8_DOT_ATTR HWY_NOINLINE void DotQ8_0(const uint8_t* wrow, const int8_t* const* xq,
-                                           const float* const* xds, int64_t nb, float* out) {
+TS_INT8_DOT_ATTR HWY_NOINLINE void DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xds,
+                                           int64_t stride, int64_t nb, float* out) {
   constexpr int kBytes = sizeof(BlockQ8_0);
   __m512 acc[R];
+#pragma GCC unroll 8
   for (int k = 0; k < R; ++k) acc[k] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; b += 2) {
-    const bool single = b + 1 == nb;
-    const uint8_t* ba = wrow + b * kBytes;
-    const uint8_t* bb = single ? ba : ba + kBytes;
-    const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ba + 2));
-    const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bb + 2));
-    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1);
-    // w * x = |w| * (sign(w) x): the left factor is unsigned as the instructions need.
-    const __m512i wabs = _mm512_abs_epi8(w);
-    const __mmask64 wneg = _mm512_movepi8_mask(w);
-    const __m128 dw = PairF16Scales(ba, bb);
-    for (int k = 0; k < R; ++k) {
-      const __m512i xv = LoadXPair(xq[k], b, single);
-      const __m512i xs = _mm512_mask_sub_epi8(xv, wneg, _mm512_setzero_si512(), xv);
-      const __m512 isum = _mm512_cvtepi32_ps(DotU8S8(wabs, xs));
-      const __m128 prod = _mm_mul_ps(dw, LoadXdsPair(xds[k], b, single));
-      acc[k] = _mm512_fmadd_ps(PairScale(prod), isum, acc[k]);
-    }
+  const int64_t xstep = stride * kXPairBytes, dstep = stride * kXPairFloats;
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2, xq += xstep, xds += dstep) {
+    Q8PairStep<R, false>(wrow + b * kBytes, xq, xds, acc);
   }
+  if (b < nb) Q8PairStep<R, true>(wrow + b * kBytes, xq, xds, acc);
+#pragma GCC unroll 8
   for (int k = 0; k < R; ++k) out[k] = ReduceLanes(acc[k]);
 }
 
@@ -242,19 +264,25 @@ HWY_INLINE float ReduceLanes(__m256 acc) {
   return hn::GetLane(hn::SumOfLanes(df, hn::VFromD<decltype(df)>{acc}));
 }
 
-template <bool kQ4_0>
-HWY_NOINLINE float DotQ4Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
+// R x rows against one weight row, one block per step: the block's weights are unpacked once
+// and each row runs the one-row sequence on its own accumulators (R changes no bits).
+template <bool kQ4_0, int R>
+HWY_NOINLINE void DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t stride,
+                        int64_t nb, float* out) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float macc = 0.0f;
+  __m256 acc[R];
+  float macc[R];
+#pragma GCC unroll 8
+  for (int k = 0; k < R; ++k) {
+    acc[k] = _mm256_setzero_ps();
+    macc[k] = 0.0f;
+  }
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = wrow + b * kBytes;
     const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQsOffset));
     const __m256i wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low4);
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQK));
-    const __m256 isum = _mm256_cvtepi32_ps(DotU8S8(wq, xv));
     uint16_t dh, mh;
     std::memcpy(&dh, blk, 2);
     const float dw = _cvtsh_ss(dh);
@@ -265,38 +293,59 @@ HWY_NOINLINE float DotQ4Row(const uint8_t* wrow, const int8_t* xq, const float* 
       std::memcpy(&mh, blk + 2, 2);
       mw = _cvtsh_ss(mh);
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * xds[2 * b]), isum, acc);
-    const float mt = mw * xds[2 * b + 1];
-    macc += mt;
+    const int8_t* xb = XBlock(xq, stride, b);     // row k at xb + k * kXPairBytes
+    const float* dsb = XdsBlock(xds, stride, b);  // row k at dsb + k * kXPairFloats
+#pragma GCC unroll 8
+    for (int k = 0; k < R; ++k) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + k * kXPairBytes));
+      const __m256 isum = _mm256_cvtepi32_ps(DotU8S8(wq, xv));
+      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dsb[k * kXPairFloats]), isum, acc[k]);
+      const float mt = mw * dsb[k * kXPairFloats + 1];
+      macc[k] += mt;
+    }
   }
-  return ReduceLanes(acc) + macc;
+#pragma GCC unroll 8
+  for (int k = 0; k < R; ++k) out[k] = ReduceLanes(acc[k]) + macc[k];
 }
 
-HWY_NOINLINE float DotQ8_0Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
-  __m256 acc = _mm256_setzero_ps();
+template <int R>
+HWY_NOINLINE void DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t stride,
+                          int64_t nb, float* out) {
+  __m256 acc[R];
+#pragma GCC unroll 8
+  for (int k = 0; k < R; ++k) acc[k] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = wrow + b * sizeof(BlockQ8_0);
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQK));
-    const __m256 isum =
-        _mm256_cvtepi32_ps(DotU8S8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w)));
+    const __m256i wabs = _mm256_sign_epi8(w, w);
     uint16_t dh;
     std::memcpy(&dh, blk, 2);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dh) * xds[2 * b]), isum, acc);
+    const float dw = _cvtsh_ss(dh);
+    const int8_t* xb = XBlock(xq, stride, b);
+    const float* dsb = XdsBlock(xds, stride, b);
+#pragma GCC unroll 8
+    for (int k = 0; k < R; ++k) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + k * kXPairBytes));
+      const __m256 isum = _mm256_cvtepi32_ps(DotU8S8(wabs, _mm256_sign_epi8(xv, w)));
+      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dsb[k * kXPairFloats]), isum, acc[k]);
+    }
   }
-  return ReduceLanes(acc);
+#pragma GCC unroll 8
+  for (int k = 0; k < R; ++k) out[k] = ReduceLanes(acc[k]);
 }
 
 #else  // portable scalar fallback (targets below AVX2)
 
 template <bool kQ4_0>
-HWY_NOINLINE float DotQ4Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
+HWY_NOINLINE float DotQ4Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t stride,
+                            int64_t nb) {
   constexpr int kBytes = kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
   constexpr int kQsOffset = kQ4_0 ? 2 : 4;
   float acc = 0.0f, macc = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = wrow + b * kBytes;
-    const int8_t* x = xq + b * kQK;
+    const int8_t* x = XBlock(xq, stride, b);
+    const float* dsb = XdsBlock(xds, stride, b);
     int32_t isum = 0;
     for (int j = 0; j < kQK / 2; ++j) {
       isum += (blk[kQsOffset + j] & 0xF) * x[j] + (blk[kQsOffset + j] >> 4) * x[j + kQK / 2];
@@ -309,49 +358,58 @@ HWY_NOINLINE float DotQ4Row(const uint8_t* wrow, const int8_t* xq, const float* 
       std::memcpy(&mh, blk + 2, 2);
       mw = F16ToF32(mh);
     }
-    const float scale = dw * xds[2 * b];
+    const float scale = dw * dsb[0];
     acc += scale * static_cast<float>(isum);
-    const float mt = mw * xds[2 * b + 1];
+    const float mt = mw * dsb[1];
     macc += mt;
   }
   return acc + macc;
 }
 
-HWY_NOINLINE float DotQ8_0Row(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t nb) {
+HWY_NOINLINE float DotQ8_0Row(const uint8_t* wrow, const int8_t* xq, const float* xds,
+                              int64_t stride, int64_t nb) {
   float acc = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     const auto* blk = reinterpret_cast<const BlockQ8_0*>(wrow + b * sizeof(BlockQ8_0));
     int32_t isum = 0;
-    for (int j = 0; j < kQK; ++j) isum += blk->qs[j] * xq[b * kQK + j];
-    const float scale = F16ToF32(blk->d) * xds[2 * b];
+    const int8_t* x = XBlock(xq, stride, b);
+    for (int j = 0; j < kQK; ++j) isum += blk->qs[j] * x[j];
+    const float scale = F16ToF32(blk->d) * XdsBlock(xds, stride, b)[0];
     acc += scale * static_cast<float>(isum);
   }
   return acc;
 }
 #endif
 
-#if !TS_MATMUL_AVX512
-// Below AVX-512 the R-row kernels are R calls of the one-row kernel.
+#if !TS_MATMUL_AVX512 && !TS_MATMUL_AVX2
+// Below AVX2 the R-row kernels are R calls of the one-row kernel.
 template <bool kQ4_0, int R>
-void DotQ4(const uint8_t* wrow, const int8_t* const* xq, const float* const* xds, int64_t nb,
+void DotQ4(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t stride, int64_t nb,
            float* out) {
-  for (int k = 0; k < R; ++k) out[k] = DotQ4Row<kQ4_0>(wrow, xq[k], xds[k], nb);
+  for (int k = 0; k < R; ++k) {
+    out[k] = DotQ4Row<kQ4_0>(wrow, xq + k * kXPairBytes, xds + k * kXPairFloats, stride, nb);
+  }
 }
 template <int R>
-void DotQ8_0(const uint8_t* wrow, const int8_t* const* xq, const float* const* xds, int64_t nb,
+void DotQ8_0(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t stride, int64_t nb,
              float* out) {
-  for (int k = 0; k < R; ++k) out[k] = DotQ8_0Row(wrow, xq[k], xds[k], nb);
+  for (int k = 0; k < R; ++k) {
+    out[k] = DotQ8_0Row(wrow, xq + k * kXPairBytes, xds + k * kXPairFloats, stride, nb);
+  }
 }
 #endif
 
 // ---- activation quantization -----------------------------------------------------------------
 
-void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* ds) {
+void QuantizeActivationRow(const float* x, int64_t cols, int64_t stride, int8_t* q, float* ds) {
   const hn::CappedTag<float, kQK> df;  // a block is a whole number of vectors
   const hn::Rebind<int32_t, decltype(df)> di;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  for (int64_t b = 0; b < cols / kQK; ++b) {
+  const int64_t nb = cols / kQK;
+  for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * kQK;
+    int8_t* qb = XBlock(q, stride, b);
+    float* dsb = XdsBlock(ds, stride, b);
     auto vmax = hn::Zero(df);
     for (int64_t j = 0; j < kQK; j += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + j)));
     const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
@@ -363,16 +421,40 @@ void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* ds) {
       alignas(64) int32_t lanes[kQK];
       hn::StoreU(qi, di, lanes);
       for (int64_t l = 0; l < N; ++l) {
-        q[b * kQK + j + l] = static_cast<int8_t>(lanes[l]);
+        qb[j + l] = static_cast<int8_t>(lanes[l]);
         isum += lanes[l];
       }
     }
-    ds[2 * b] = db;
-    ds[2 * b + 1] = db * static_cast<float>(isum);
+    dsb[0] = db;
+    dsb[1] = db * static_cast<float>(isum);
+  }
+  if (nb % 2 == 1) {  // the missing twin of the last block: zeros, which add exact zeros
+    std::memset(XBlock(q, stride, nb), 0, kQK);
+    XdsBlock(ds, stride, nb)[0] = 0.0f;
+    XdsBlock(ds, stride, nb)[1] = 0.0f;
   }
 }
 
 // ---- the tile driver -------------------------------------------------------------------------
+
+// Integer row-dot kernels for R = 1..kMaxGroup x rows sharing one weight row.
+constexpr int kMaxGroup = 8;
+using DotFn = void (*)(const uint8_t* wrow, const int8_t* xq, const float* xds, int64_t stride,
+                       int64_t nb, float* out);
+
+template <int... I>
+constexpr std::array<std::array<DotFn, kMaxGroup + 1>, 3> MakeDotTable(
+    std::integer_sequence<int, I...>) {
+  return {{{nullptr, &DotQ8_0<I + 1>...},
+           {nullptr, &DotQ4<true, I + 1>...},
+           {nullptr, &DotQ4<false, I + 1>...}}};
+}
+
+// dots[R] for R in 1..kMaxGroup for Q8_0, Q4_0 or Q4_1 weights.
+const DotFn* DotTable(DType t) {
+  static constexpr auto kTable = MakeDotTable(std::make_integer_sequence<int, kMaxGroup>());
+  return kTable[t == DType::kQ8_0 ? 0 : t == DType::kQ4_0 ? 1 : 2].data();
+}
 
 void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q8Rows& xq,
                 int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf) {
@@ -385,26 +467,21 @@ void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q
     case DType::kQ8_0:
     case DType::kQ4_0:
     case DType::kQ4_1: {
-      // Groups of kGroup x rows share each weight row's unpacking; the remaining rows use the
-      // one-row instance of the same kernel (identical arithmetic per output).
-      constexpr int kGroup = 4;
-      auto* dot_group = w.dtype == DType::kQ8_0   ? &DotQ8_0<kGroup>
-                        : w.dtype == DType::kQ4_0 ? &DotQ4<true, kGroup>
-                                                  : &DotQ4<false, kGroup>;
-      auto* dot_one = w.dtype == DType::kQ8_0   ? &DotQ8_0<1>
-                      : w.dtype == DType::kQ4_0 ? &DotQ4<true, 1>
-                                                : &DotQ4<false, 1>;
-      for (int64_t i = i0; i < i1;) {
-        const int g = i + kGroup <= i1 ? kGroup : 1;
-        const int8_t* q[kGroup];
-        const float* ds[kGroup];
-        for (int k = 0; k < g; ++k) {
-          q[k] = xq.q + (i + k) * cols;
-          ds[k] = xq.ds + 2 * (i + k) * nb;
-        }
-        float out[kGroup];
+      // The tile's x rows are split into as few groups of at most kMaxGroup rows as possible,
+      // of near-equal sizes (7 rows: one group of 7; 12 rows: 6 + 6; 17 rows: 6 + 6 + 5); a
+      // group shares each weight row's unpacking among its rows. Which group a row falls in
+      // does not matter: every R-row instance runs the one-row arithmetic per output.
+      const int64_t m = i1 - i0;
+      const int64_t groups = (m + kMaxGroup - 1) / kMaxGroup;
+      const DotFn* dots = DotTable(w.dtype);
+      for (int64_t gi = 0, i = i0; gi < groups; ++gi) {
+        const int g = static_cast<int>(m / groups + (gi < m % groups ? 1 : 0));
+        const int8_t* q = xq.q + i * kXPairBytes;    // rows i.. of pair 0
+        const float* ds = xq.ds + i * kXPairFloats;  // rows i.. of pair 0
+        const DotFn dot = dots[g];
+        float out[kMaxGroup];  // (g)
         for (int64_t r = r0; r < r1; ++r) {
-          (g == kGroup ? dot_group : dot_one)(w.Row(r), q, ds, nb, out);
+          dot(w.Row(r), q, ds, xq.stride, nb, out);
           for (int k = 0; k < g; ++k) store(i + k, r, out[k]);
         }
         i += g;
@@ -457,8 +534,8 @@ HWY_EXPORT(QuantizeActivationRow);
 HWY_EXPORT(MatMulTile);
 HWY_EXPORT(TargetName);
 
-void QuantizeActivationRow(const float* x, int64_t cols, int8_t* q, float* ds) {
-  HWY_DYNAMIC_DISPATCH(QuantizeActivationRow)(x, cols, q, ds);
+void QuantizeActivationRow(const float* x, int64_t cols, int64_t stride, int8_t* q, float* ds) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActivationRow)(x, cols, stride, q, ds);
 }
 
 void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q8Rows& xq,

@@ -94,5 +94,62 @@ else
   bad "default model missing: run scripts/fetch-model.sh"
 fi
 
+# bench: bad flags are rejected before the model is opened; --mode both on a tiny test model
+# (no tokenizer: --prompt-ids) with random heads (hidden flag --random-heads) and a static tree
+# (every step speculates) writes JSON, Markdown and a well-formed SVG, and TokenSwift commits
+# exactly AR's tokens.
+expect_error 2 "--mode" -- bench --model "$tmp/trunc.gguf" --mode xyz
+expect_error 2 "--interval" -- bench --model "$tmp/trunc.gguf" --mode ar --interval 0
+expect_error 2 "--tree" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --tree 1,0,3
+expect_error 2 "--heads" -- bench --model "$tmp/trunc.gguf" --mode both
+expect_error 2 "--top-p" -- bench --model "$tmp/trunc.gguf" --mode ar --top-p 0
+if "$ts" make-test-model --preset llama-gqa-3kv --out "$tmp/tiny" >/dev/null 2>"$tmp/err"; then
+  printf '1 17 33 5 9 120 77 3 64 200 31 8 1 17 33 5\n' >"$tmp/ids.txt"
+  expect_error 2 "--prompt-ids" -- bench --model "$tmp/tiny" --mode ar --prompt-ids "$tmp/emptydir"
+  if "$ts" bench --model "$tmp/tiny" --mode both --random-heads 7 --prompt-ids "$tmp/ids.txt" \
+      --prompt-tokens 24 --gen-tokens 90 --interval 32 --temperature 1 --min-p 0.1 --penalty 1.2 \
+      --penalty-window 64 --seed 5 --tree 1,3,3,3 --threads 2 --out-dir "$tmp/bench" \
+      >"$tmp/out" 2>"$tmp/err"; then
+    ok
+  else
+    bad "bench --mode both on a tiny model failed: $(cat "$tmp/err")"
+  fi
+  grep -q "lossless: true" "$tmp/out" && ok || bad "bench summary lacks 'lossless: true': $(cat "$tmp/out")"
+  if python3 - "$tmp/bench" <<'PY'; then ok; else bad "bench JSON / Markdown / SVG"; fi
+import json, sys, xml.dom.minidom
+d = sys.argv[1]
+j = json.load(open(d + "/bench.json"))
+assert j["lossless"] is True and j["first_mismatch"] == -1, j["lossless"]
+assert j["speedup"] > 0 and j["interval"] == 32 and j["prompt_tokens"] == 24, j
+assert j["sampling"]["seed"] == 5 and j["sampling"]["penalty_window"] == 64, j["sampling"]
+assert j["peak_rss_method"], j
+need = ["prompt_tokens", "generated_tokens", "prefill_seconds", "prefill_tokens_per_second",
+        "seconds", "tokens_per_second", "steps", "mean_accepted_per_step", "acceptance_rate",
+        "ngram_accepted_share", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
+        "peak_rss_bytes", "intervals", "generated_ids"]
+for mode in ("ar", "tokenswift"):
+    m = j["modes"][mode]
+    missing = [k for k in need if k not in m]
+    assert not missing, (mode, missing)
+    assert m["generated_tokens"] == 90 and len(m["generated_ids"]) == 90, mode
+    assert m["tokens_per_second"] > 0 and m["peak_rss_bytes"] > 0, m
+    assert [(i["begin"], i["end"]) for i in m["intervals"]] == [(0, 32), (32, 64), (64, 90)]
+    assert all(i["tokens_per_second"] > 0 for i in m["intervals"]), m["intervals"]
+    assert 0 < m["distinct_1"] <= 1, m
+ar, tsw = j["modes"]["ar"], j["modes"]["tokenswift"]
+assert ar["generated_ids"] == tsw["generated_ids"]
+assert ar["steps"] == 90 and ar["mean_accepted_per_step"] == 1 and ar["acceptance_rate"] == 0
+assert tsw["steps"] <= 90 and tsw["mean_accepted_per_step"] >= 1 and tsw["drafted"] > 0, tsw
+assert j["tokenswift"]["tree"] == [1, 3, 3, 3], j["tokenswift"]
+assert abs(j["speedup"] - tsw["tokens_per_second"] / ar["tokens_per_second"]) < 1e-9
+md = open(d + "/bench.md").read()
+assert "| AR |" in md and "| TokenSwift |" in md and "lossless" in md and "| 64-90 |" in md, md
+svg = xml.dom.minidom.parse(d + "/bench.svg")
+assert len(svg.getElementsByTagName("polyline")) == 2
+PY
+else
+  bad "make-test-model for bench failed: $(cat "$tmp/err")"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -5,6 +5,7 @@
 // and prefill batch size). The README test command fetches the model; without it these skip.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -109,15 +110,35 @@ TEST_F(SmolLM2Test, GreedyContinuationMatchesExactArithmetic) {
   SamplingParams greedy;
   greedy.temperature = 0;
   greedy.penalty = 1;
-  const std::vector<int32_t> ours = Generate(prompt, greedy, expected.size(), 2, 256);
-  size_t checked = 0;
-  for (size_t i = 0; i < expected.size(); ++i, ++checked) {
-    if (margins[i] < 0.1) break;
-    ASSERT_EQ(ours[i], expected[i])
-        << "greedy token " << i << " (exact margin " << margins[i] << ")";
+  // Teacher-forced: every step continues the EXACT reference stream, so one near-tie cannot
+  // derail the comparison of later tokens. Our logits differ from exact arithmetic by up to ~0.3
+  // (8-bit activations), so only tokens whose exact top-2 margin is at least 0.5 are asserted.
+  {
+    auto backend = MakeCpuBackend(2);
+    auto cache = KvCache::Create(model_->config(), prompt.size() + expected.size(), DType::kF32);
+    ASSERT_TRUE(cache.ok());
+    Transformer t(model_->config(), model_->weights(), backend.get(), 256);
+    std::vector<int32_t> stream = prompt;
+    std::vector<float> logits(model_->config().vocab_size);
+    int64_t done = 0;
+    size_t checked = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_TRUE(
+          t.ForwardCausal(stream, done, static_cast<int64_t>(stream.size()), **cache, logits.data())
+              .ok());
+      done = static_cast<int64_t>(stream.size());
+      const int32_t argmax =
+          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      if (margins[i] >= 0.5) {
+        EXPECT_EQ(argmax, expected[i])
+            << "greedy token " << i << " (exact margin " << margins[i] << ")";
+        ++checked;
+      }
+      stream.push_back(expected[i]);
+    }
+    EXPECT_GE(checked, 8u) << "the reference continuation has too few clear choices to test";
   }
-  EXPECT_GE(checked, 8u) << "the reference continuation has too few clear choices to test";
-
+  const std::vector<int32_t> ours = Generate(prompt, greedy, expected.size(), 2, 256);
   const auto& g = (*reference_)["greedy"];
   EXPECT_EQ(model_->tokenizer->Encode(g["prompt"].get<std::string>(), true),
             g["prompt_ids"].get<std::vector<int32_t>>());

@@ -1,0 +1,186 @@
+// Token sequences and hidden states for draft-head training; see head_data.h.
+#include "runtime/train/head_data.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "runtime/decode/ar_decoder.h"
+#include "runtime/engine/generator.h"
+#include "runtime/kv/kv_cache.h"
+#include "runtime/model/transformer.h"
+#include "spdlog/spdlog.h"
+
+namespace ts::train {
+namespace {
+
+// Logs generation progress every 512 tokens.
+class ProgressSink : public TokenSink {
+ public:
+  ProgressSink(int64_t index, int64_t count, int64_t max_new)
+      : index_(index), count_(count), max_new_(max_new) {}
+  void OnTokens(std::span<const int32_t> /*tokens*/, int64_t generated, double seconds) override {
+    if (generated - last_ < 512 && generated != max_new_) return;
+    last_ = generated;
+    spdlog::info("train-heads: self-distillation sequence {}/{}: {}/{} tokens, {:.1f} tok/s",
+                 index_ + 1, count_, generated, max_new_, seconds > 0 ? generated / seconds : 0.0);
+  }
+
+ private:
+  int64_t index_, count_, max_new_;
+  int64_t last_ = 0;
+};
+
+}  // namespace
+
+std::vector<TokenSequence> CutIntoSequences(std::span<const int32_t> ids, int64_t seq_len) {
+  std::vector<TokenSequence> out;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  for (int64_t b = 0; b < n; b += seq_len) {
+    const int64_t e = std::min(n, b + seq_len);
+    if (e - b < 8) break;
+    out.push_back(TokenSequence{std::vector<int32_t>(ids.begin() + b, ids.begin() + e), 0});
+  }
+  return out;
+}
+
+const std::vector<std::string>& SelfDistillPrompts() {
+  static const std::vector<std::string>* prompts = new std::vector<std::string>{
+      "Write a long story about a lighthouse keeper who finds a message in a bottle.",
+      "Explain in detail how the human immune system fights a viral infection.",
+      "Write a detailed guide to starting a vegetable garden, from soil to harvest.",
+      "Tell me about the history of the Roman Empire, from its founding to its fall.",
+      "Write a Python program that manages a small library: books, members and loans. Explain "
+      "the code.",
+      "Write a letter from a grandmother to her grandson who just left for university.",
+      "Describe a day in the life of a marine biologist working on a research ship.",
+      "Explain how computers work, from transistors to operating systems, for a beginner.",
+      "Write a fantasy adventure about two friends searching for a lost city in the desert.",
+      "What are the causes and effects of climate change? Give a thorough overview.",
+      "Write a dialogue between a teacher and a curious student about the stars and planets.",
+      "Give step-by-step instructions for baking bread at home, with tips for beginners.",
+      "Write an essay on the importance of reading books in the digital age.",
+      "Write a mystery story set in a small village where the baker's recipe book disappears.",
+      "Explain the basics of personal finance: budgeting, saving, debt and investing.",
+      "Describe the process of how a law is made, from an idea to its enforcement.",
+  };
+  return *prompts;
+}
+
+StatusOr<std::vector<TokenSequence>> GenerateSelfDistillation(const Model& model, Backend* backend,
+                                                              const SelfDistillOptions& options) {
+  if (model.tokenizer == nullptr) {
+    return BadInput("train-heads: self-distillation needs the model's tokenizer");
+  }
+  if (options.tokens < 1) return BadInput("--tokens: expected at least 1");
+  if (options.seq_len < 8) return BadInput("--seq-len: expected at least 8");
+  TS_RETURN_IF_ERROR(Validate(options.sampling));
+  const Tokenizer& tok = *model.tokenizer;
+  const ModelConfig& config = model.config();
+  bool chat = false;
+  if (options.chat) {
+    const std::vector<int32_t> start = tok.Encode("<|im_start|>", false);
+    chat = start.size() == 1 && tok.IsControl(start[0]);
+  }
+  const std::vector<std::string>& prompts = SelfDistillPrompts();
+  const int64_t count = (options.tokens + options.seq_len - 1) / options.seq_len;
+  std::vector<TokenSequence> out;
+  int64_t remaining = options.tokens;
+  for (int64_t k = 0; k < count; ++k) {
+    const std::string& text = prompts[k % prompts.size()];
+    const std::string prompt =
+        chat ? "<|im_start|>user\n" + text + "<|im_end|>\n<|im_start|>assistant\n" : text;
+    const std::vector<int32_t> prompt_ids = tok.Encode(prompt, /*add_special=*/true);
+    const int64_t max_new = std::min(remaining, options.seq_len);
+    const int64_t capacity = static_cast<int64_t>(prompt_ids.size()) + max_new;
+    if (capacity > config.max_position) {
+      return BadInput("--seq-len: prompt + ", max_new, " tokens exceed the model's context of ",
+                      config.max_position);
+    }
+    TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
+                        KvCache::Create(config, capacity, DType::kF32));
+    Transformer transformer(config, model.weights(), backend, 256);
+    SamplingParams sampling = options.sampling;
+    sampling.seed = options.sampling.seed + static_cast<uint64_t>(k);
+    ArDecoder decoder(&transformer, cache.get(), sampling);
+    GenerationLimits limits;
+    limits.max_new_tokens = max_new;
+    limits.ignore_eos = true;
+    limits.eos_ids = config.eos_ids;
+    ProgressSink sink(k, count, max_new);
+    TS_ASSIGN_OR_RETURN(GenerationResult result, Generate(decoder, prompt_ids, limits, &sink));
+    TokenSequence seq;
+    seq.tokens = prompt_ids;
+    seq.tokens.insert(seq.tokens.end(), result.tokens.begin(), result.tokens.end());
+    seq.first_row = static_cast<int64_t>(prompt_ids.size()) - 1;
+    remaining -= static_cast<int64_t>(result.tokens.size());
+    out.push_back(std::move(seq));
+  }
+  return out;
+}
+
+Status AppendHiddenStates(const Model& model, Backend* backend,
+                          std::span<const TokenSequence> sequences, int64_t chunk,
+                          HeadDataset* out) {
+  const ModelConfig& config = model.config();
+  if (out->hidden_size != config.hidden_size) {
+    return RuntimeFailure("train-heads: dataset hidden size ", out->hidden_size, ", model ",
+                          config.hidden_size);
+  }
+  int64_t max_len = 0;
+  for (const TokenSequence& s : sequences) {
+    max_len = std::max<int64_t>(max_len, static_cast<int64_t>(s.tokens.size()));
+  }
+  if (max_len == 0) return absl::OkStatus();
+  if (max_len > config.max_position) {
+    return BadInput("--seq-len: sequences of ", max_len, " tokens exceed the model's context of ",
+                    config.max_position);
+  }
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
+                      KvCache::Create(config, max_len, DType::kF32));
+  Transformer transformer(config, model.weights(), backend, chunk);
+  const int64_t h = config.hidden_size;
+  std::vector<float> hidden(static_cast<size_t>(max_len * h));  // (len, hidden)
+  std::vector<int32_t> positions(static_cast<size_t>(chunk)), prefix(static_cast<size_t>(chunk)),
+      rows(static_cast<size_t>(chunk));
+  for (const TokenSequence& s : sequences) {
+    const int64_t len = static_cast<int64_t>(s.tokens.size());
+    for (int64_t b = 0; b < len; b += chunk) {
+      const int64_t n = std::min(chunk, len - b);
+      for (int64_t i = 0; i < n; ++i) {
+        positions[i] = static_cast<int32_t>(b + i);
+        prefix[i] = static_cast<int32_t>(b + i + 1);
+        rows[i] = static_cast<int32_t>(i);
+      }
+      ForwardBatch batch;
+      batch.tokens = std::span<const int32_t>(s.tokens.data() + b, n);
+      batch.positions = std::span<const int32_t>(positions.data(), n);
+      batch.slots = batch.positions;
+      batch.mask.prefix_len = prefix.data();
+      batch.logits_rows = std::span<const int32_t>(rows.data(), n);
+      TS_RETURN_IF_ERROR(
+          transformer.Forward(batch, *cache, /*logits=*/nullptr, hidden.data() + b * h));
+    }
+    out->AppendSequence(s.tokens, hidden.data(), s.first_row);
+  }
+  return absl::OkStatus();
+}
+
+HeadDataset SplitTail(HeadDataset& data, double share) {
+  HeadDataset tail;
+  tail.num_heads = data.num_heads;
+  tail.hidden_size = data.hidden_size;
+  const int64_t rows = data.rows();
+  if (share <= 0 || rows == 0) return tail;
+  const int64_t n = std::clamp<int64_t>(std::llround(share * rows), 1, rows);
+  const int64_t keep = rows - n;
+  tail.hidden.assign(data.hidden.begin() + keep * data.hidden_size, data.hidden.end());
+  tail.targets.assign(data.targets.begin() + keep * data.num_heads, data.targets.end());
+  data.hidden.resize(static_cast<size_t>(keep * data.hidden_size));
+  data.targets.resize(static_cast<size_t>(keep * data.num_heads));
+  // Rows near the cut keep targets from the tail's text; that overlap is at most 3 tokens.
+  tail.tokens = n;
+  return tail;
+}
+
+}  // namespace ts::train

@@ -1,0 +1,276 @@
+// Forward and backward of the draft heads; the math is written out in head_network.h.
+#include "runtime/train/head_network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "runtime/train/dense_gemm.h"
+
+namespace ts::train {
+namespace {
+
+// 1 / sqrt(mean(x^2) + eps) over `dim` values, the sum in double.
+template <typename T>
+T InvRms(const T* x, int64_t dim, T eps) {
+  double ss = 0;
+  for (int64_t c = 0; c < dim; ++c) ss += static_cast<double>(x[c]) * x[c];
+  return static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
+}
+
+// Backward of u = x * inv (inv = 1/rms(x)) for one row: dx += inv * (du - u * mean(du * u)),
+// u recomputed from x.
+template <typename T>
+void RmsNormBackwardAdd(const T* x, T inv, const T* du, int64_t dim, T* dx) {
+  double dot = 0;
+  for (int64_t c = 0; c < dim; ++c) dot += static_cast<double>(du[c]) * (x[c] * inv);
+  const T mean = static_cast<T>(dot / static_cast<double>(dim));
+  for (int64_t c = 0; c < dim; ++c) dx[c] += inv * (du[c] - (x[c] * inv) * mean);
+}
+
+// dst (cols, ld_dst) = src (rows, cols)^T, for the first `rows` columns of dst.
+template <typename T>
+void Transpose(const T* src, int64_t rows, int64_t cols, T* dst, int64_t ld_dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) dst[c * ld_dst + r] = src[r * cols + c];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+HeadParams<T> HeadParams<T>::Zeros(int num_heads, int64_t hidden) {
+  HeadParams p;
+  p.num_heads = num_heads;
+  p.hidden = hidden;
+  p.input_norm.assign(static_cast<size_t>(num_heads * hidden), T(0));
+  p.linear.assign(static_cast<size_t>(num_heads * hidden * hidden), T(0));
+  p.post_norm.assign(static_cast<size_t>(num_heads * hidden), T(0));
+  return p;
+}
+
+template <typename T>
+void HeadParams<T>::SetZero() {
+  std::fill(input_norm.begin(), input_norm.end(), T(0));
+  std::fill(linear.begin(), linear.end(), T(0));
+  std::fill(post_norm.begin(), post_norm.end(), T(0));
+}
+
+void HeadBatchStats::Reset(int num_heads) {
+  loss_sum.assign(num_heads, 0.0);
+  count.assign(num_heads, 0);
+  top1.assign(num_heads, 0);
+  top3.assign(num_heads, 0);
+  weighted_loss = 0;
+}
+
+void HeadBatchStats::Add(const HeadBatchStats& other) {
+  if (loss_sum.empty()) Reset(static_cast<int>(other.loss_sum.size()));
+  for (size_t i = 0; i < other.loss_sum.size(); ++i) {
+    loss_sum[i] += other.loss_sum[i];
+    count[i] += other.count[i];
+    top1[i] += other.top1[i];
+    top3[i] += other.top3[i];
+  }
+  weighted_loss += other.weighted_loss;
+}
+
+template <typename T>
+HeadNetwork<T>::HeadNetwork(int num_heads, int64_t hidden, int64_t vocab, std::vector<T> lm_head,
+                            T eps, int64_t max_rows, cpu::ThreadPool* pool)
+    : num_heads_(num_heads),
+      hidden_(hidden),
+      vocab_(vocab),
+      max_rows_(max_rows),
+      eps_(eps),
+      pool_(pool),
+      lm_head_(std::move(lm_head)) {
+  const size_t h = static_cast<size_t>(hidden), rows = static_cast<size_t>(max_rows);
+  lm_head_t_.resize(lm_head_.size());
+  Transpose(lm_head_.data(), vocab, hidden, lm_head_t_.data(), vocab);
+  xs_.assign((num_heads + 1) * rows * h, T(0));
+  a_.assign(num_heads * rows * h, T(0));
+  inv_in_.assign(num_heads * rows, T(0));
+  inv_post_.assign(rows, T(0));
+  p_.assign(rows * h, T(0));
+  logits_.assign(rows * static_cast<size_t>(vocab), T(0));
+  dp_.assign(rows * h, T(0));
+  g_.assign(num_heads * rows * h, T(0));
+  dx_.assign(rows * h, T(0));
+  da_.assign(rows * h, T(0));
+  dx_t_.assign(h * rows, T(0));
+  a_t_.assign(h * rows, T(0));
+  w_t_.assign(h * h, T(0));
+  row_loss_.assign(rows, 0.0);
+  row_rank_.assign(rows, 0);
+}
+
+template <typename T>
+void HeadNetwork<T>::ForwardStreams(const HeadParams<T>& params, const T* hidden, int64_t n) {
+  const int64_t h = hidden_;
+  std::copy(hidden, hidden + n * h, xs_.begin());
+  for (int i = 0; i < num_heads_; ++i) {
+    const T* x = xs_.data() + i * max_rows_ * h;
+    T* x_next = xs_.data() + (i + 1) * max_rows_ * h;
+    T* a = a_.data() + i * max_rows_ * h;
+    const T* w = params.in_w(i);
+    for (int64_t r = 0; r < n; ++r) {
+      const T inv = InvRms(x + r * h, h, eps_);
+      inv_in_[i * max_rows_ + r] = inv;
+      for (int64_t c = 0; c < h; ++c) a[r * h + c] = x[r * h + c] * inv * w[c];
+    }
+    GemmNT<T>(pool_, n, h, h, a, h, params.lin(i), h, x_next, h, /*accumulate=*/false);
+    for (int64_t e = 0; e < n * h; ++e) x_next[e] += x[e];
+  }
+}
+
+template <typename T>
+void HeadNetwork<T>::PostNorm(const HeadParams<T>& params, int i, int64_t n) {
+  const int64_t h = hidden_;
+  const T* x = xs_.data() + (i + 1) * max_rows_ * h;
+  const T* w = params.post_w(i);
+  for (int64_t r = 0; r < n; ++r) {
+    const T inv = InvRms(x + r * h, h, eps_);
+    inv_post_[r] = inv;
+    for (int64_t c = 0; c < h; ++c) p_[r * h + c] = x[r * h + c] * inv * w[c];
+  }
+}
+
+template <typename T>
+void HeadNetwork<T>::Logits(const HeadParams<T>& params, const T* hidden, int64_t n, T* logits) {
+  ForwardStreams(params, hidden, n);
+  for (int i = 0; i < num_heads_; ++i) {
+    PostNorm(params, i, n);
+    GemmNT<T>(pool_, n, vocab_, hidden_, p_.data(), hidden_, lm_head_.data(), hidden_,
+              logits + i * n * vocab_, vocab_, /*accumulate=*/false);
+  }
+}
+
+template <typename T>
+void HeadNetwork<T>::CrossEntropyRows(int i, const int32_t* targets, int64_t n, T coef,
+                                      bool gradient) {
+  const int64_t v = vocab_;
+  auto row_task = [&](int64_t r, int /*thread*/) {
+    T* z = logits_.data() + r * v;
+    const int32_t t = targets[r * num_heads_ + i];
+    if (t < 0) {
+      row_loss_[r] = 0;
+      row_rank_[r] = -1;
+      if (gradient) std::fill(z, z + v, T(0));
+      return;
+    }
+    T zmax = z[0];
+    for (int64_t j = 1; j < v; ++j) zmax = std::max(zmax, z[j]);
+    double sum = 0;
+    for (int64_t j = 0; j < v; ++j) sum += std::exp(z[j] - zmax);
+    const double lse = static_cast<double>(zmax) + std::log(sum);
+    row_loss_[r] = lse - static_cast<double>(z[t]);
+    int32_t rank = 0;
+    for (int64_t j = 0; j < v; ++j) rank += z[j] > z[t] ? 1 : 0;
+    row_rank_[r] = rank;
+    if (gradient) {
+      const T lse_t = static_cast<T>(lse);
+      for (int64_t j = 0; j < v; ++j) z[j] = coef * std::exp(z[j] - lse_t);
+      z[t] -= coef;
+    }
+  };
+  if (pool_ != nullptr) {
+    pool_->ParallelFor(n, row_task);
+  } else {
+    for (int64_t r = 0; r < n; ++r) row_task(r, 0);
+  }
+}
+
+template <typename T>
+void HeadNetwork<T>::PostNormBackward(const HeadParams<T>& params, int i, int64_t n,
+                                      HeadParams<T>* grad) {
+  const int64_t h = hidden_, v = vocab_;
+  GemmNT<T>(pool_, n, h, v, logits_.data(), v, lm_head_t_.data(), v, dp_.data(), h, false);
+  const T* x = xs_.data() + (i + 1) * max_rows_ * h;
+  const T* w = params.post_w(i);
+  T* gw = grad->post_w(i);
+  T* g = g_.data() + i * max_rows_ * h;
+  T* dv = da_.data();  // (h) row scratch
+  for (int64_t r = 0; r < n; ++r) {
+    const T inv = inv_post_[r];
+    for (int64_t c = 0; c < h; ++c) {
+      gw[c] += dp_[r * h + c] * (x[r * h + c] * inv);
+      dv[c] = dp_[r * h + c] * w[c];
+    }
+    RmsNormBackwardAdd(x + r * h, inv, dv, h, g + r * h);
+  }
+}
+
+template <typename T>
+void HeadNetwork<T>::ChainBackward(const HeadParams<T>& params, int64_t n, HeadParams<T>* grad) {
+  const int64_t h = hidden_;
+  // dx_ = d loss / d x_{i+1}: head i's own term g_i plus what flows back from head i+1.
+  std::fill(dx_.begin(), dx_.begin() + n * h, T(0));
+  for (int i = num_heads_ - 1; i >= 0; --i) {
+    const T* g = g_.data() + i * max_rows_ * h;
+    for (int64_t e = 0; e < n * h; ++e) dx_[e] += g[e];
+    const T* a = a_.data() + i * max_rows_ * h;
+    // dW_i (h, h) += dx^T a: C[r][c] = sum over rows of dx[row][r] * a[row][c].
+    Transpose(dx_.data(), n, h, dx_t_.data(), max_rows_);
+    Transpose(a, n, h, a_t_.data(), max_rows_);
+    GemmNT<T>(pool_, h, h, n, dx_t_.data(), max_rows_, a_t_.data(), max_rows_, grad->lin(i), h,
+              /*accumulate=*/true);
+    // da (n, h) = dx W_i, through W_i^T.
+    Transpose(params.lin(i), h, h, w_t_.data(), h);
+    GemmNT<T>(pool_, n, h, h, dx_.data(), h, w_t_.data(), h, da_.data(), h, false);
+    const T* x = xs_.data() + i * max_rows_ * h;
+    const T* w = params.in_w(i);
+    T* gw = grad->in_w(i);
+    T* du = dp_.data();  // (h) row scratch
+    for (int64_t r = 0; r < n; ++r) {
+      const T inv = inv_in_[i * max_rows_ + r];
+      for (int64_t c = 0; c < h; ++c) {
+        gw[c] += da_[r * h + c] * (x[r * h + c] * inv);
+        du[c] = da_[r * h + c] * w[c];
+      }
+      // x_i = x_{i-1} + ...: the residual passes dx on unchanged, the norm adds its part.
+      if (i > 0) RmsNormBackwardAdd(x + r * h, inv, du, h, dx_.data() + r * h);
+    }
+  }
+}
+
+template <typename T>
+HeadBatchStats HeadNetwork<T>::LossAndGradient(const HeadParams<T>& params, const T* hidden,
+                                               const int32_t* targets, int64_t n,
+                                               std::span<const double> weights,
+                                               HeadParams<T>* grad) {
+  const int64_t h = hidden_, v = vocab_;
+  HeadBatchStats stats;
+  stats.Reset(num_heads_);
+  ForwardStreams(params, hidden, n);
+  if (grad != nullptr) grad->SetZero();
+  for (int i = 0; i < num_heads_; ++i) {
+    PostNorm(params, i, n);
+    GemmNT<T>(pool_, n, v, h, p_.data(), h, lm_head_.data(), h, logits_.data(), v, false);
+    int64_t count = 0;
+    for (int64_t r = 0; r < n; ++r) count += targets[r * num_heads_ + i] >= 0 ? 1 : 0;
+    const T coef = count > 0 ? static_cast<T>(weights[i] / static_cast<double>(count)) : T(0);
+    CrossEntropyRows(i, targets, n, coef, grad != nullptr);
+    for (int64_t r = 0; r < n; ++r) {
+      if (row_rank_[r] < 0) continue;
+      stats.loss_sum[i] += row_loss_[r];
+      stats.count[i] += 1;
+      stats.top1[i] += row_rank_[r] < 1 ? 1 : 0;
+      stats.top3[i] += row_rank_[r] < 3 ? 1 : 0;
+    }
+    if (count > 0) stats.weighted_loss += weights[i] * stats.loss_sum[i] / count;
+    if (grad == nullptr) continue;
+    T* g = g_.data() + i * max_rows_ * h;
+    std::fill(g, g + n * h, T(0));
+    if (count > 0) PostNormBackward(params, i, n, grad);
+  }
+  if (grad != nullptr) ChainBackward(params, n, grad);
+  return stats;
+}
+
+template struct HeadParams<float>;
+template struct HeadParams<double>;
+template class HeadNetwork<float>;
+template class HeadNetwork<double>;
+
+}  // namespace ts::train
