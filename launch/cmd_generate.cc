@@ -122,10 +122,6 @@ Status RunGenerate(const GenerateArgs& args) {
                     args.max_new_tokens, " new tokens exceed the context of ", ctx,
                     " tokens (raise --ctx-size)");
   }
-  if (ctx > config.max_position) {
-    spdlog::warn("--ctx-size {} is beyond the model's trained context of {} tokens", ctx,
-                 config.max_position);
-  }
   TS_ASSIGN_OR_RETURN(const TokenSwiftOptions ts_options, ParseTokenSwiftFlags(args.tokenswift));
   const bool tokenswift = args.mode == "tokenswift";
   // A tree verification writes up to max_nodes slots past the committed prefix.
@@ -135,6 +131,10 @@ Status RunGenerate(const GenerateArgs& args) {
       static_cast<int64_t>(KvCache::BytesFor(config, capacity, kv_dtype)) + (64 << 20),
       absl::StrCat("the KV cache for ", capacity, " tokens (", args.backend.kv_dtype, ")"),
       "lower --max-new-tokens, or use --kv-dtype bf16"));
+  if (ctx > config.max_position) {
+    spdlog::warn("--ctx-size {} is beyond the model's trained context of {} tokens", ctx,
+                 config.max_position);
+  }
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(config, capacity, kv_dtype));
   spdlog::info("model {}: {} layers, hidden {}, vocab {}; prompt {} tokens; KV cache {:.1f} MiB",

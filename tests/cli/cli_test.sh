@@ -103,6 +103,16 @@ expect_error 2 "--interval" -- bench --model "$tmp/trunc.gguf" --mode ar --inter
 expect_error 2 "--tree" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --tree 1,0,3
 expect_error 2 "--heads" -- bench --model "$tmp/trunc.gguf" --mode both
 expect_error 2 "--top-p" -- bench --model "$tmp/trunc.gguf" --mode ar --top-p 0
+expect_error 2 "--drafting" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --drafting xyz
+expect_error 2 "--max-draft-nodes" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --max-draft-nodes 0
+expect_error 2 "--draft-nodes" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --draft-nodes 99
+expect_error 2 "--draft-kv-budget" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --draft-kv-budget 8
+# A job whose KV cache cannot fit fails before prefill, naming the flags to change.
+smol="${TS_CACHE_DIR:-$HOME/.cache/tokenswift}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ -f "$smol" ]; then
+  expect_error 2 "--max-new-tokens" -- generate --model "$smol" --prompt hi -n 400000000 \
+    --ctx-size 400000100
+fi
 if "$ts" make-test-model --preset llama-gqa-3kv --out "$tmp/tiny" >/dev/null 2>"$tmp/err"; then
   printf '1 17 33 5 9 120 77 3 64 200 31 8 1 17 33 5\n' >"$tmp/ids.txt"
   expect_error 2 "--prompt-ids" -- bench --model "$tmp/tiny" --mode ar --prompt-ids "$tmp/emptydir"
