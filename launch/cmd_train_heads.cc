@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -227,7 +228,8 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
                Seconds(start));
 
   if (!args.stats_json.empty()) {
-    stats["model"] = args.model;
+    // The file name only: stats files are committed beside the heads they describe.
+    stats["model"] = std::filesystem::path(args.model).filename().string();
     stats["output"] = args.output;
     stats["data"] = args.data.empty() ? "self-distillation" : args.data;
     stats["sequences"] = prepared.sequences;
