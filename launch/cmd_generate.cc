@@ -3,9 +3,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "launch/cli_common.h"
 #include "launch/commands.h"
 #include "launch/tokenswift_flags.h"
@@ -34,21 +37,28 @@ struct GenerateArgs {
   bool ignore_eos = false;
   int64_t ctx_size = 0;
   std::string output;
+  bool resume = false;
   std::string stats_json;
   bool quiet = false;
   BackendOptions backend;
 };
 
-// Streams text to stdout as tokens are committed, and a progress line to stderr when stderr is
-// a terminal and stdout is not (the two would interleave otherwise).
+// Streams text to stdout as tokens are committed; token ids to the --output file, flushed every
+// step, so a job that dies keeps what it committed (--resume continues from there). Progress: a
+// line on stderr when stderr is a terminal and stdout is not (the two would interleave
+// otherwise), else an info log every 30 s for runs that go to files.
 class StreamSink : public TokenSink {
  public:
-  StreamSink(const Tokenizer& tokenizer, bool print_text, int64_t max_new_tokens)
+  StreamSink(const Tokenizer& tokenizer, bool print_text, int64_t max_new_tokens, int64_t resumed,
+             std::FILE* ids_out)
       : tokenizer_(tokenizer),
         print_text_(print_text),
         max_new_tokens_(max_new_tokens),
+        resumed_(resumed),
+        ids_out_(ids_out),
         progress_(isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO)) {}
 
+  // generated: tokens of this run (after the resumed ones).
   void OnTokens(std::span<const int32_t> tokens, int64_t generated, double seconds) override {
     if (print_text_) {
       for (int32_t id : tokens) {
@@ -58,25 +68,75 @@ class StreamSink : public TokenSink {
       }
       std::fflush(stdout);
     }
-    if (progress_ && (generated - last_progress_ >= 64 || generated == max_new_tokens_)) {
-      last_progress_ = generated;
-      std::fprintf(stderr, "\r[%lld/%lld] %.1f tok/s   ", static_cast<long long>(generated),
-                   static_cast<long long>(max_new_tokens_),
-                   seconds > 0 ? static_cast<double>(generated) / seconds : 0.0);
-      std::fflush(stderr);
+    if (ids_out_ != nullptr) {
+      for (int32_t id : tokens) std::fprintf(ids_out_, "%d\n", id);
+      if (std::fflush(ids_out_) != 0) write_failed_ = true;
+    }
+    const int64_t total = resumed_ + generated;
+    const double rate = seconds > 0 ? static_cast<double>(generated) / seconds : 0.0;
+    if (progress_) {
+      if (generated - last_progress_ >= 64 || total == max_new_tokens_) {
+        last_progress_ = generated;
+        std::fprintf(stderr, "\r[%lld/%lld] %.1f tok/s   ", static_cast<long long>(total),
+                     static_cast<long long>(max_new_tokens_), rate);
+        std::fflush(stderr);
+      }
+    } else if (seconds - last_log_seconds_ >= 30.0) {
+      const double recent = (generated - last_log_generated_) / (seconds - last_log_seconds_);
+      last_log_seconds_ = seconds;
+      last_log_generated_ = generated;
+      spdlog::info("generated {}/{} tokens, {:.1f} tok/s (last 30 s: {:.1f}), {:.0f} s to go",
+                   total, max_new_tokens_, rate, recent,
+                   recent > 0 ? (max_new_tokens_ - total) / recent : 0.0);
     }
   }
   void Finish() {
     if (progress_ && last_progress_ > 0) std::fprintf(stderr, "\n");
   }
+  bool write_failed() const { return write_failed_; }
 
  private:
   const Tokenizer& tokenizer_;
   bool print_text_;
   int64_t max_new_tokens_;
+  int64_t resumed_;
+  std::FILE* ids_out_;
   bool progress_;
+  bool write_failed_ = false;
   int64_t last_progress_ = 0;
+  double last_log_seconds_ = 0;
+  int64_t last_log_generated_ = 0;
 };
+
+// The token ids an earlier run of the same job wrote to --output, one per line. A last line
+// without its newline was cut off by the crash and is dropped (and cut from the file, which
+// the resumed run appends to).
+StatusOr<std::vector<int32_t>> ReadResumeIds(const std::string& path, int64_t vocab) {
+  std::vector<int32_t> ids;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ids;  // nothing written yet: start from the prompt
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const size_t complete = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  int64_t line = 0;
+  for (size_t begin = 0; begin < complete;) {
+    const size_t end = text.find('\n', begin);
+    ++line;
+    const std::string word = text.substr(begin, end - begin);
+    int32_t id = 0;
+    if (!absl::SimpleAtoi(word, &id) || id < 0 || id >= vocab) {
+      return BadInput("--resume: '", path, "' line ", line, ": expected a token id in [0, ", vocab,
+                      "), got '", word.substr(0, 40), "'");
+    }
+    ids.push_back(id);
+    begin = end + 1;
+  }
+  if (complete < text.size()) {
+    std::filesystem::resize_file(path, complete);
+    spdlog::warn("--resume: dropped an unfinished last line of {}", path);
+  }
+  return ids;
+}
 
 StatusOr<std::string> ApplyChatTemplate(const Tokenizer& tokenizer, const std::string& prompt) {
   // ChatML, the template of SmolLM2 and Qwen2 instruct models.
@@ -101,6 +161,9 @@ Status RunGenerate(const GenerateArgs& args) {
     return BadInput("--prompt / --prompt-file: expected exactly one of them");
   }
   if (args.max_new_tokens < 1) return BadInput("--max-new-tokens: expected at least 1");
+  if (args.resume && args.output.empty()) {
+    return BadInput("--resume: needs --output FILE, the token ids an earlier run wrote");
+  }
   TS_ASSIGN_OR_RETURN(const DType kv_dtype, ParseKvDtype(args.backend.kv_dtype));
   std::string prompt = args.prompt;
   if (!args.prompt_file.empty()) {
@@ -114,6 +177,27 @@ Status RunGenerate(const GenerateArgs& args) {
   }
   const std::vector<int32_t> prompt_ids = model.tokenizer->Encode(prompt, /*add_special=*/true);
   if (prompt_ids.empty()) return BadInput("--prompt: the prompt encodes to no tokens");
+  // --resume: the tokens an earlier run committed are re-prefilled after the prompt. Sampling is
+  // a pure function of (logits, window, seed, position), so the continuation is the very one the
+  // earlier run would have produced (DESIGN.md 2).
+  std::vector<int32_t> resumed;
+  if (args.resume) {
+    TS_ASSIGN_OR_RETURN(resumed, ReadResumeIds(args.output, config.vocab_size));
+    const bool ended_by_eos =
+        !args.ignore_eos && std::any_of(resumed.begin(), resumed.end(), [&](int32_t id) {
+          return std::find(config.eos_ids.begin(), config.eos_ids.end(), id) !=
+                 config.eos_ids.end();
+        });
+    if (static_cast<int64_t>(resumed.size()) >= args.max_new_tokens || ended_by_eos) {
+      std::fprintf(stderr, "tokenswift: %s already holds a finished job (%zu tokens%s)\n",
+                   args.output.c_str(), resumed.size(), ended_by_eos ? ", stopped by EOS" : "");
+      return absl::OkStatus();
+    }
+    if (!resumed.empty()) {
+      spdlog::info("--resume: {} tokens already in {}, {} to go", resumed.size(), args.output,
+                   args.max_new_tokens - static_cast<int64_t>(resumed.size()));
+    }
+  }
 
   const int64_t ctx = args.ctx_size > 0 ? args.ctx_size : config.max_position;
   const int64_t needed = static_cast<int64_t>(prompt_ids.size()) + args.max_new_tokens;
@@ -156,12 +240,25 @@ Status RunGenerate(const GenerateArgs& args) {
     decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling);
   }
   GenerationLimits limits;
-  limits.max_new_tokens = args.max_new_tokens;
+  limits.max_new_tokens = args.max_new_tokens - static_cast<int64_t>(resumed.size());
   limits.ignore_eos = args.ignore_eos;
   limits.eos_ids = config.eos_ids;
-  StreamSink sink(*model.tokenizer, !args.quiet, args.max_new_tokens);
-  TS_ASSIGN_OR_RETURN(GenerationResult result, Generate(*decoder, prompt_ids, limits, &sink));
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> ids_out(nullptr, &std::fclose);
+  if (!args.output.empty()) {
+    ids_out.reset(std::fopen(args.output.c_str(), args.resume ? "a" : "w"));
+    if (ids_out == nullptr) {
+      return BadInput("--output: cannot open '", args.output, "' for writing");
+    }
+  }
+  std::vector<int32_t> context = prompt_ids;
+  context.insert(context.end(), resumed.begin(), resumed.end());
+  StreamSink sink(*model.tokenizer, !args.quiet, args.max_new_tokens,
+                  static_cast<int64_t>(resumed.size()), ids_out.get());
+  TS_ASSIGN_OR_RETURN(GenerationResult result, Generate(*decoder, context, limits, &sink));
   sink.Finish();
+  if (sink.write_failed() || (ids_out != nullptr && std::fclose(ids_out.release()) != 0)) {
+    return RuntimeFailure("--output: writing '", args.output, "' failed");
+  }
   if (!args.quiet) {
     std::printf("\n");
     std::fflush(stdout);
@@ -170,9 +267,10 @@ Status RunGenerate(const GenerateArgs& args) {
   const int64_t generated = static_cast<int64_t>(result.tokens.size());
   const double tps = result.decode_seconds > 0 ? generated / result.decode_seconds : 0.0;
   std::fprintf(stderr,
-               "tokenswift: mode %s, prompt %lld tokens (%.1f tok/s), generated %lld tokens in "
+               "tokenswift: mode %s, prompt %lld tokens%s (%.1f tok/s), generated %lld tokens in "
                "%.2f s (%.1f tok/s), %.2f tokens/step, stop: %s\n",
                args.mode.c_str(), static_cast<long long>(result.prompt_tokens),
+               resumed.empty() ? "" : absl::StrCat(" incl. ", resumed.size(), " resumed").c_str(),
                result.prefill_seconds > 0 ? result.prompt_tokens / result.prefill_seconds : 0.0,
                static_cast<long long>(generated), result.decode_seconds, tps,
                result.counters.steps > 0
@@ -188,17 +286,13 @@ Status RunGenerate(const GenerateArgs& args) {
         c.steps > 0 ? static_cast<double>(c.verified_rows) / c.steps : 0.0,
         ts_decoder->planner().Describe());
   }
-  if (!args.output.empty()) {
-    std::ofstream out(args.output);
-    if (!out) return BadInput("--output: cannot open '", args.output, "' for writing");
-    for (int32_t id : result.tokens) out << id << "\n";
-  }
   if (!args.stats_json.empty()) {
     const DecodeCounters& c = result.counters;
     nlohmann::json j;
     j["mode"] = args.mode;
     j["model"] = args.model;
-    j["prompt_tokens"] = result.prompt_tokens;
+    j["prompt_tokens"] = static_cast<int64_t>(prompt_ids.size());
+    j["resumed_tokens"] = static_cast<int64_t>(resumed.size());
     j["generated_tokens"] = generated;
     j["seconds"] = result.decode_seconds;
     j["prefill_seconds"] = result.prefill_seconds;
@@ -208,7 +302,9 @@ Status RunGenerate(const GenerateArgs& args) {
     j["acceptance_rate"] = c.drafted > 0 ? static_cast<double>(c.accepted) / c.drafted : 0.0;
     j["ngram_accepted_share"] =
         c.accepted > 0 ? static_cast<double>(c.accepted_ngram) / c.accepted : 0.0;
-    for (int n = 1; n <= 4; ++n) j["distinct_" + std::to_string(n)] = DistinctN(result.tokens, n);
+    std::vector<int32_t> all = resumed;
+    all.insert(all.end(), result.tokens.begin(), result.tokens.end());
+    for (int n = 1; n <= 4; ++n) j["distinct_" + std::to_string(n)] = DistinctN(all, n);
     j["peak_rss_bytes"] = PeakRssBytes();
     j["stop_reason"] = result.stop_reason;
     j["threads"] = args.backend.threads;
@@ -269,7 +365,11 @@ void RegisterGenerate(CLI::App& app, Status* result) {
   sub->add_flag("--ignore-eos", args->ignore_eos, "keep generating past end-of-sequence");
   sub->add_option("-c,--ctx-size", args->ctx_size,
                   "context limit for prompt + new tokens (default: the model's)");
-  sub->add_option("-o,--output", args->output, "write generated token ids, one per line");
+  sub->add_option("-o,--output", args->output,
+                  "write generated token ids, one per line, as they are committed");
+  sub->add_flag("--resume", args->resume,
+                "continue the job whose token ids --output already holds (after a crash or a "
+                "stop): same flags, same tokens as one uninterrupted run");
   sub->add_option("--stats-json", args->stats_json, "write run statistics as JSON");
   sub->add_flag("-q,--quiet", args->quiet, "do not print the generated text");
   AddBackendOptions(sub, &args->backend);

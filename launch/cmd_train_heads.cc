@@ -29,6 +29,7 @@ namespace {
 struct TrainHeadsArgs {
   std::string model;
   std::string data;
+  std::string samples;
   std::string output;
   std::string dtype = "bf16";
   int64_t tokens = 32768;
@@ -126,7 +127,16 @@ StatusOr<PreparedData> PrepareData(const TrainHeadsArgs& args, const std::string
     sd.sampling.min_p = 0.1f;
     sd.sampling.penalty = 1.2f;
     sd.sampling.penalty_window = 1024;
-    TS_ASSIGN_OR_RETURN(sequences, train::GenerateSelfDistillation(model, backend, sd));
+    if (!args.samples.empty() && std::filesystem::exists(args.samples)) {
+      TS_ASSIGN_OR_RETURN(sequences, train::ReadSequences(args.samples, model.config().vocab_size));
+      spdlog::info("train-heads: {} self-distillation sequences from {}", sequences.size(),
+                   args.samples);
+    } else {
+      TS_ASSIGN_OR_RETURN(sequences, train::GenerateSelfDistillation(model, backend, sd));
+      if (!args.samples.empty()) {
+        TS_RETURN_IF_ERROR(train::WriteSequences(args.samples, sequences));
+      }
+    }
   }
   out.sequences = sequences.size();
   out.data_seconds = Seconds(phase);
@@ -269,6 +279,9 @@ void RegisterTrainHeads(CLI::App& app, Status* result) {
       ->capture_default_str();
   sub->add_option("--data", args->data,
                   "plain-text training file (default: self-distillation, the model's own samples)");
+  sub->add_option("--samples", args->samples,
+                  "self-distillation samples cache: read when the file exists, else generated and "
+                  "written there");
   sub->add_option("-o,--output", args->output, "safetensors file to write");
   sub->add_option("--dtype", args->dtype, "output tensor type: f32, bf16 or f16")
       ->capture_default_str();

@@ -10,36 +10,6 @@
 namespace ts {
 namespace {
 
-// The k largest entries of row (ties -> lower id), best first, into out (resized to k).
-void TopK(const float* row, int64_t vocab, int k, std::vector<int32_t>& out) {
-  out.assign(k, -1);
-  int filled = 0;
-  for (int64_t id = 0; id < vocab; ++id) {
-    const float v = row[id];
-    if (filled == k && !(v > row[out[k - 1]])) continue;
-    int i = filled < k ? filled++ : k - 1;
-    while (i > 0 && v > row[out[i - 1]]) {
-      out[i] = out[i - 1];
-      --i;
-    }
-    out[i] = static_cast<int32_t>(id);
-  }
-  out.resize(filled);
-}
-
-// Rank of `target` in row (number of entries ordered before it: larger, or equal with a lower
-// id), capped: returns -1 when it is `cap` or more.
-int RankOf(const float* row, int64_t vocab, int32_t target, int cap) {
-  const float v = row[target];
-  int rank = 0;
-  for (int64_t id = 0; id < vocab; ++id) {
-    if (row[id] > v || (row[id] == v && id < target)) {
-      if (++rank >= cap) return -1;
-    }
-  }
-  return rank;
-}
-
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
@@ -93,8 +63,6 @@ TokenSwiftDecoder::TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHe
   topk_lists_.resize(n_dist);
   conts_.resize(std::max(1, options.ngram_topk));
   alive_.resize(std::max(1, options.ngram_topk));
-  in_window_.assign(vocab_, 0);
-  window_ids_.reserve(std::max<int64_t>(1, std::min<int64_t>(params.penalty_window, vocab_)));
   branch_.reserve(NgramTable::kContinuationLen + 1);
   rows_.resize(options.tree.max_nodes);
   for (int i = 0; i < options.tree.max_nodes; ++i) rows_[i] = i;
@@ -210,32 +178,18 @@ Status TokenSwiftDecoder::ApplyHeads(const float* hidden) {
   return heads_->Apply(*model_->backend(), hidden, 1, model_->weights().lm_head, dist_.data());
 }
 
-// The contextual penalty of the sampler (DESIGN.md 1.6) on the committed window, in place: a
-// draft list ranked like the target distribution is accepted more often (temperature and min-p
-// keep the order).
-void TokenSwiftDecoder::Penalise(float* row) {
-  if (params_.penalty == 1.0f) return;
+// List d proposes the token at depth d + 1, position n + d (n committed tokens). Ranked by the
+// sampler with the target's own Gumbel noise at that position (Sampler::Candidates): under
+// sampling the draft and the target are coupled, so a head whose distribution is close to the
+// target's is accepted nearly always, not with probability max p. The penalty window is the
+// committed one (the node's ancestors are not known yet).
+void TokenSwiftDecoder::FillLists(int rows, int k) {
   const int64_t n = static_cast<int64_t>(tokens_.size());
   const int64_t window = std::min<int64_t>(params_.penalty_window, n);
-  window_ids_.clear();
-  for (int64_t i = n - window; i < n; ++i) {
-    const int32_t id = tokens_[i];
-    if (id < 0 || id >= vocab_ || in_window_[id]) continue;
-    in_window_[id] = 1;
-    window_ids_.push_back(id);
-  }
-  for (int32_t id : window_ids_) {
-    in_window_[id] = 0;
-    const float l = row[id];
-    row[id] = l > 0.0f ? l / params_.penalty : l * params_.penalty;
-  }
-}
-
-void TokenSwiftDecoder::FillLists(int rows, int k) {
+  const std::span<const int32_t> committed(tokens_.data() + n - window, window);
   for (int d = 0; d < static_cast<int>(topk_.size()); ++d) {
     if (d < rows) {
-      Penalise(dist_.data() + d * vocab_);
-      TopK(dist_.data() + d * vocab_, vocab_, k, topk_[d]);
+      sampler_.Candidates(dist_.data() + d * vocab_, vocab_, committed, n + d, k, topk_[d]);
     } else {
       topk_[d].clear();
     }
@@ -329,13 +283,12 @@ int32_t TokenSwiftDecoder::SampleNext(const float* logits) {
 
 // Acceptance evidence for the planner: the target at `depth` (1-based, below the root) against
 // the sources that could have proposed it.
-void TokenSwiftDecoder::RecordTarget(int depth, float* logits, int32_t target) {
+void TokenSwiftDecoder::RecordTarget(int depth, int32_t target) {
   if (depth == 1) {
-    // What the model's own head (a separate draft pass) would have ranked it. The row was
-    // sampled already and is not read again.
-    Penalise(logits);
-    planner_.RecordRank(DraftPlanner::kModelSource,
-                        RankOf(logits, vocab_, target, planner_.options().list_k));
+    // A separate draft pass ranks with the model's own head and the sampler's noise
+    // (Sampler::Candidates), so with the exact row the target comes first. The partial cache
+    // equals the full cache up to its budget; beyond it this is an estimate from above.
+    planner_.RecordRank(DraftPlanner::kModelSource, 0);
   }
   if (plan_.kind != DraftKind::kAr && depth <= planner_.HeadDepth(plan_.kind)) {
     const int src = planner_.SourceOfDepth(plan_.kind, depth);
@@ -395,7 +348,7 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
       logits = row_logits_.data();
     }
     const int32_t target = SampleNext(logits);
-    RecordTarget(static_cast<int>(path_.size()), logits, target);
+    RecordTarget(static_cast<int>(path_.size()), target);
     tokens_.push_back(target);
     out.push_back(target);
     if (static_cast<int64_t>(out.size()) == max_tokens) break;

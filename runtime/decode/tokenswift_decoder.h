@@ -82,8 +82,7 @@ class TokenSwiftDecoder : public Decoder {
   Status Calibrate();                       // verify costs by rows, heads and draft costs
   Status PlanNext();                        // plan_ for the next step (+ heads when fused)
   int32_t SampleNext(const float* logits);  // target for position tokens_.size()
-  void RecordTarget(int depth, float* logits, int32_t target);
-  void Penalise(float* row);  // the sampler's penalty over the committed window, in place
+  void RecordTarget(int depth, int32_t target);
 
   Transformer* model_;
   KvCache* cache_;
@@ -105,14 +104,12 @@ class TokenSwiftDecoder : public Decoder {
   std::vector<int32_t> tokens_;  // committed stream
   int64_t cached_ = 0;           // tokens_[0, cached_) have their K/V in the cache
   // Scratch.
-  std::vector<float> dist_;          // (1 + heads, vocab): by depth - 1 (see Step)
-  std::vector<float> root_hidden_;   // (hidden)
-  std::vector<float> hidden_;        // (max_nodes, hidden): verified hidden states
-  std::vector<float> logits_all_;    // (kEagerLogitsRows, vocab): logits of small trees' rows
-  std::vector<float> row_logits_;    // (vocab)
-  std::vector<uint8_t> alive_;       // (ngram_topk): branch still on the walked path
-  std::vector<uint8_t> in_window_;   // (vocab): scratch of Penalise, all zero between calls
-  std::vector<int32_t> window_ids_;  // distinct tokens of the penalty window
+  std::vector<float> dist_;         // (1 + heads, vocab): by depth - 1 (see Step)
+  std::vector<float> root_hidden_;  // (hidden)
+  std::vector<float> hidden_;       // (max_nodes, hidden): verified hidden states
+  std::vector<float> logits_all_;   // (kEagerLogitsRows, vocab): logits of small trees' rows
+  std::vector<float> row_logits_;   // (vocab)
+  std::vector<uint8_t> alive_;      // (ngram_topk): branch still on the walked path
   std::vector<std::vector<int32_t>> topk_;            // per distribution
   std::vector<std::span<const int32_t>> topk_lists_;  // views of topk_ handed to the tree
   std::vector<NgramTable::Continuation> conts_;

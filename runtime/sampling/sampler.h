@@ -45,6 +45,17 @@ class Sampler {
     return Sample(logits, max_vocab(), window_tokens, position);
   }
 
+  // The k tokens most likely to be what Sample returns at `position` for a row whose logits are
+  // close to these (a draft's estimate of the target row), best first, into out:
+  //   greedy: by processed score z (ties -> lower id), so out[0] is Sample's choice;
+  //   sampled: the filters' survivors by z_i + G(seed, position, i), the very perturbed score the
+  //     target's Gumbel-max uses, then the removed tokens by z.
+  // For the target row itself out[0] == Sample(...). A draft ranked with the target's own noise
+  // is accepted with probability about 1 - TV(draft, target) instead of about max p: the draft
+  // and the target sample are coupled. Fewer than k when vocab < k.
+  void Candidates(const float* logits, int64_t vocab, std::span<const int32_t> window_tokens,
+                  int64_t position, int k, std::vector<int32_t>& out);
+
   const SamplingParams& params() const { return params_; }
   int64_t max_vocab() const { return static_cast<int64_t>(scores_.size()); }
 
@@ -53,6 +64,11 @@ class Sampler {
   std::vector<float> scores_;            // (max_vocab,) processed scores z
   std::vector<uint64_t> seen_;           // (ceil(max_vocab / 64),) penalty de-dup bits, all 0
   std::vector<ScoredToken> candidates_;  // (max_vocab,) top-p/top-k selection; else empty
+  struct Ranked {
+    double value;
+    int32_t id;
+  };
+  std::vector<Ranked> ranked_;  // Candidates' running top k
 };
 
 }  // namespace ts

@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/engine/generator.h"
 #include "runtime/kv/kv_cache.h"
@@ -164,6 +167,51 @@ Status AppendHiddenStates(const Model& model, Backend* backend,
     out->AppendSequence(s.tokens, hidden.data(), s.first_row);
   }
   return absl::OkStatus();
+}
+
+Status WriteSequences(const std::string& path, std::span<const TokenSequence> sequences) {
+  std::ofstream f(path, std::ios::trunc);
+  if (!f) return BadInput("--samples: cannot write '", path, "'");
+  for (const TokenSequence& s : sequences) {
+    f << s.first_row << ':';
+    for (int32_t id : s.tokens) f << ' ' << id;
+    f << '\n';
+  }
+  f.flush();
+  if (!f) return RuntimeFailure("--samples: writing '", path, "' failed");
+  return absl::OkStatus();
+}
+
+StatusOr<std::vector<TokenSequence>> ReadSequences(const std::string& path, int64_t vocab) {
+  std::ifstream f(path);
+  if (!f) return BadInput("--samples: cannot read '", path, "'");
+  std::vector<TokenSequence> out;
+  std::string line;
+  for (int64_t number = 1; std::getline(f, line); ++number) {
+    if (line.empty()) continue;
+    auto bad = [&](const char* what) {
+      return BadInput("--samples: '", path, "' line ", number, ": ", what,
+                      " (expected \"first_row: id id ...\")");
+    };
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) return bad("no ':'");
+    TokenSequence s;
+    if (!absl::SimpleAtoi(line.substr(0, colon), &s.first_row) || s.first_row < 0) {
+      return bad("first_row is not a count");
+    }
+    for (absl::string_view word :
+         absl::StrSplit(absl::string_view(line).substr(colon + 1), ' ', absl::SkipEmpty())) {
+      int32_t id = 0;
+      if (!absl::SimpleAtoi(word, &id) || id < 0 || id >= vocab) {
+        return bad("a token id outside the vocabulary");
+      }
+      s.tokens.push_back(id);
+    }
+    if (s.first_row >= static_cast<int64_t>(s.tokens.size())) return bad("first_row past the end");
+    out.push_back(std::move(s));
+  }
+  if (out.empty()) return BadInput("--samples: '", path, "' holds no sequence");
+  return out;
 }
 
 HeadDataset SplitTail(HeadDataset& data, double share) {

@@ -50,6 +50,12 @@ struct SelfDistillOptions {
 StatusOr<std::vector<TokenSequence>> GenerateSelfDistillation(const Model& model, Backend* backend,
                                                               const SelfDistillOptions& options);
 
+// Token sequences as text, one per line: "first_row: id id id ...". What --samples caches, so
+// that training runs with other settings reuse one set of (slow) self-distillation samples.
+Status WriteSequences(const std::string& path, std::span<const TokenSequence> sequences);
+// BadInput naming the file and line for a malformed line or an id outside [0, vocab).
+StatusOr<std::vector<TokenSequence>> ReadSequences(const std::string& path, int64_t vocab);
+
 // Appends the rows of every sequence to `out` (out->num_heads and hidden_size must be set).
 // chunk: tokens per forward pass.
 Status AppendHiddenStates(const Model& model, Backend* backend,

@@ -81,6 +81,34 @@ assert s["generated_tokens"] == 12 and s["prompt_tokens"] == 5 and s["steps"] ==
 assert 0 < s["distinct_1"] <= 1 and s["peak_rss_bytes"] > 0 and s["tokens_per_second"] > 0, s
 PY
 
+  # --resume: a job killed mid-run (SIGKILL, so nothing is flushed at exit) and resumed, here in
+  # TokenSwift mode with a cut-off last line, ends with exactly the ids of one uninterrupted AR
+  # run of the same seed and sampling settings.
+  expect_error 2 "--resume" -- generate --model "$model" --prompt hi -n 4 --resume
+  job=(generate --model "$model" --prompt "Write a poem about the sea." --chat -n 400
+       --temperature 1 --min-p 0.1 --penalty 1.2 --seed 3 --ignore-eos --threads 2 -q)
+  "$ts" "${job[@]}" --output "$tmp/whole.ids" 2>/dev/null || bad "uninterrupted run failed"
+  "$ts" "${job[@]}" --output "$tmp/cut.ids" 2>/dev/null &
+  victim=$!
+  for _ in $(seq 200); do
+    [ -f "$tmp/cut.ids" ] && [ "$(wc -l <"$tmp/cut.ids")" -ge 40 ] && break
+    sleep 0.05
+  done
+  kill -9 "$victim" 2>/dev/null
+  wait "$victim" 2>/dev/null
+  kept=$(grep -c '' "$tmp/cut.ids")
+  if [ "$kept" -ge 40 ] && [ "$kept" -lt 400 ]; then ok; else bad "killed run kept $kept ids"; fi
+  printf '4' >>"$tmp/cut.ids"  # a line the crash cut off
+  heads="$(dirname "$0")/../../models/heads/smollm2-135m-instruct-heads.safetensors"
+  if "$ts" "${job[@]}" --output "$tmp/cut.ids" --resume --mode tokenswift --heads "$heads" \
+      >/dev/null 2>"$tmp/err"; then ok; else bad "resumed run failed: $(cat "$tmp/err")"; fi
+  cmp -s "$tmp/whole.ids" "$tmp/cut.ids" && ok || bad "resumed ids differ from the whole run's"
+  "$ts" "${job[@]}" --output "$tmp/cut.ids" --resume 2>"$tmp/err" && grep -q "finished" "$tmp/err" \
+    && ok || bad "resuming a finished job: $(cat "$tmp/err")"
+  printf '17\nfoo\n' >"$tmp/junk.ids"
+  expect_error 2 "junk.ids" -- generate --model "$model" --prompt hi -n 4 --output "$tmp/junk.ids" \
+    --resume
+
   # score writes its JSON; perplexity is finite and positive.
   printf 'The quick brown fox jumps over the lazy dog. It was a sunny day.\n' >"$tmp/t.txt"
   if "$ts" score --model "$model" --text-file "$tmp/t.txt" --threads 2 \

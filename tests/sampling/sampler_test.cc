@@ -260,5 +260,98 @@ TEST(SamplerPerf, DISABLED_MicrosecondsPerCallAtVocab49152) {
   }
 }
 
+// ---- Candidates: draft lists ranked with the target's noise
+// ---------------------------------------
+
+// Straightforward reference: every token's processed score (penalty none, z = l / T), survivors of
+// min-p by the documented test z_i >= z_max + ln(min_p), ranked by z + G; then the rest by z.
+std::vector<int32_t> ReferenceCandidates(const std::vector<float>& l, float temperature,
+                                         float min_p, uint64_t seed, int64_t position, int k) {
+  const int64_t n = static_cast<int64_t>(l.size());
+  std::vector<double> z(n);
+  for (int64_t i = 0; i < n; ++i) z[i] = static_cast<double>(l[i] / temperature);
+  const double z_max = *std::max_element(z.begin(), z.end());
+  struct E {
+    int group;
+    double v;
+    int32_t id;
+  };
+  std::vector<E> all;
+  for (int64_t i = 0; i < n; ++i) {
+    const float zf = static_cast<float>(z[i]);
+    const bool keep = min_p <= 0 || zf >= z_max + std::log(static_cast<double>(min_p));
+    all.push_back(keep ? E{0, zf + GumbelNoise(seed, position, static_cast<uint32_t>(i)),
+                           static_cast<int32_t>(i)}
+                       : E{1, zf, static_cast<int32_t>(i)});
+  }
+  std::sort(all.begin(), all.end(), [](const E& a, const E& b) {
+    if (a.group != b.group) return a.group < b.group;
+    if (a.v != b.v) return a.v > b.v;
+    return a.id < b.id;
+  });
+  std::vector<int32_t> out;
+  for (int i = 0; i < k && i < n; ++i) out.push_back(all[i].id);
+  return out;
+}
+
+TEST(SamplerCandidates, MatchesTheReferenceAndPutsTheSampleFirst) {
+  std::vector<int32_t> got;
+  for (float min_p : {0.0f, 0.1f, 0.5f}) {
+    for (float temperature : {0.7f, 1.0f}) {
+      SamplingParams p = Sampled(42, temperature);
+      p.min_p = min_p;
+      Sampler s = MakeSampler(p, 3000);
+      for (int trial = 0; trial < 20; ++trial) {
+        const std::vector<float> l = RandomLogits(100 + trial, 3000, 2.0f);
+        const int64_t position = 1000 + 37 * trial;
+        s.Candidates(l.data(), 3000, {}, position, 12, got);
+        EXPECT_EQ(got, ReferenceCandidates(l, temperature, min_p, 42, position, 12))
+            << "min_p " << min_p << " T " << temperature << " trial " << trial;
+        ASSERT_FALSE(got.empty());
+        EXPECT_EQ(got[0], s.Sample(l.data(), 3000, {}, position));
+      }
+    }
+  }
+}
+
+TEST(SamplerCandidates, GreedyRanksByPenalisedLogit) {
+  SamplingParams p = Sampled(1, 0.0f);
+  p.penalty = 2.0f;
+  Sampler s = MakeSampler(p, 6);
+  const std::vector<float> l = {3.0f, 1.0f, 2.5f, 2.5f, -1.0f, 0.5f};
+  const std::vector<int32_t> window = {0, 4};  // 3.0 -> 1.5, -1.0 -> -2.0
+  std::vector<int32_t> got;
+  s.Candidates(l.data(), 6, window, 9, 6, got);
+  EXPECT_EQ(got, (std::vector<int32_t>{2, 3, 0, 1, 5, 4}));
+  EXPECT_EQ(got[0], s.Sample(l.data(), 6, window, 9));
+  s.Candidates(l.data(), 6, window, 9, 2, got);
+  EXPECT_EQ(got, (std::vector<int32_t>{2, 3}));
+}
+
+// The reason for the noise: a draft row that is a perturbed copy of the target row proposes the
+// target's sample far more often with the target's noise than by its own argmax.
+TEST(SamplerCandidates, CouplesANearbyDraftWithTheTargetSample) {
+  const int64_t vocab = 64;
+  SamplingParams p = Sampled(7, 1.0f);
+  Sampler s = MakeSampler(p, vocab);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> small(0.0f, 0.05f);
+  int coupled = 0, argmax = 0;
+  const int trials = 2000;
+  std::vector<int32_t> got;
+  for (int t = 0; t < trials; ++t) {
+    std::vector<float> target = RandomLogits(t, vocab, 0.5f);  // a flat target distribution
+    std::vector<float> draft = target;
+    for (float& x : draft) x += small(rng);
+    const int32_t want = s.Sample(target.data(), vocab, {}, t);
+    s.Candidates(draft.data(), vocab, {}, t, 1, got);
+    coupled += got[0] == want;
+    argmax +=
+        static_cast<int32_t>(std::max_element(draft.begin(), draft.end()) - draft.begin()) == want;
+  }
+  EXPECT_GT(coupled, trials * 9 / 10);
+  EXPECT_LT(argmax, trials / 4);
+}
+
 }  // namespace
 }  // namespace ts
