@@ -112,6 +112,7 @@ nlohmann::json BenchJson(const BenchReport& report) {
   j["prompt_tokens"] = report.prompt_tokens;
   j["gen_tokens"] = report.gen_tokens;
   j["interval"] = report.interval;
+  j["warmup_tokens"] = report.warmup_tokens;
   j["kv_dtype"] = report.kv_dtype;
   const SamplingParams& s = report.sampling;
   j["sampling"] = {{"seed", s.seed},       {"temperature", s.temperature},

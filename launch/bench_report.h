@@ -99,7 +99,8 @@ struct BenchReport {
   int64_t prompt_tokens = 0;
   int64_t gen_tokens = 0;
   int64_t interval = 1024;
-  std::string mode;  // --mode: ar, tokenswift or both
+  int64_t warmup_tokens = 0;  // untimed tokens each mode generated first
+  std::string mode;           // --mode: ar, tokenswift or both
   SamplingParams sampling;
   std::string heads;            // path, "random:SEED", or empty without TokenSwift
   std::vector<int> tree_shape;  // static tree shape, e.g. {1, 3, 3, 3}

@@ -61,6 +61,7 @@ struct BenchArgs {
   int64_t prompt_tokens = 512;
   int64_t gen_tokens = 512;
   int64_t interval = 1024;
+  int64_t warmup = 32;
   SamplingParams sampling;     // plain sampling at temperature 1 unless flags say otherwise
   TokenSwiftFlags tokenswift;  // --tree, --ngram-topk, --drafting, ... (launch/tokenswift_flags.h)
   std::string json;
@@ -164,6 +165,7 @@ Status RunBench(const BenchArgs& args) {
   if (args.prompt_tokens < 1) return BadInput("--prompt-tokens: expected at least 1");
   if (args.gen_tokens < 1) return BadInput("--gen-tokens: expected at least 1");
   if (args.interval < 1) return BadInput("--interval: expected at least 1, got ", args.interval);
+  if (args.warmup < 0) return BadInput("--warmup: expected at least 0, got ", args.warmup);
   const bool want_ts = args.mode != "ar";
   if (want_ts && args.heads.empty() && args.random_heads < 0) {
     return BadInput("--heads: --mode ", args.mode,
@@ -221,6 +223,7 @@ Status RunBench(const BenchArgs& args) {
   report.prompt_tokens = args.prompt_tokens;
   report.gen_tokens = args.gen_tokens;
   report.interval = args.interval;
+  report.warmup_tokens = args.warmup;
   report.mode = args.mode;
   report.sampling = args.sampling;
   report.heads =
@@ -235,6 +238,17 @@ Status RunBench(const BenchArgs& args) {
                                      : "getrusage_process_peak (clear_refs reset refused: "
                                        "figures include earlier modes)";
   const ModeSetup setup{&model, backend.get(), heads.get(), options, kv_dtype, rss_reset};
+  if (args.warmup > 0) {
+    // Untimed: the first run of a process pays for cold caches, page faults and clock ramp-up,
+    // which would count against whichever mode runs first.
+    BenchArgs warm = args;
+    warm.gen_tokens = args.warmup;
+    const std::span<const int32_t> head(prompt.data(), std::min<size_t>(prompt.size(), 64));
+    for (const char* mode : {"ar", "tokenswift"}) {
+      if (args.mode != "both" && args.mode != mode) continue;
+      TS_RETURN_IF_ERROR(RunMode(mode, setup, warm, head).status());
+    }
+  }
   for (const char* mode : {"ar", "tokenswift"}) {
     if (args.mode != "both" && args.mode != mode) continue;
     TS_ASSIGN_OR_RETURN(ModeRun run, RunMode(mode, setup, args, prompt));
@@ -288,6 +302,8 @@ void RegisterBench(CLI::App& app, Status* result) {
   sub->add_option("--prompt-ids", args->prompt_ids, "prompt token ids (whitespace-separated)");
   sub->add_option("--prompt-tokens", args->prompt_tokens, "prompt length")->capture_default_str();
   sub->add_option("-n,--gen-tokens", args->gen_tokens, "tokens to generate")->capture_default_str();
+  sub->add_option("--warmup", args->warmup, "untimed tokens each mode generates first (0 = none)")
+      ->capture_default_str();
   sub->add_option("--interval", args->interval, "generated tokens per speed-curve point")
       ->capture_default_str();
   AddSamplingOptions(sub, &args->sampling);

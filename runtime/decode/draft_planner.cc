@@ -257,13 +257,18 @@ StepPlan DraftPlanner::Plan(int ngram_branches, bool fused_ready) {
                           options_.fixed_nodes == 0 && ar.expected_seconds > 0;
   const bool ar_faster = ar_allowed && ar.expected_tokens / ar.expected_seconds >=
                                            spec.expected_tokens / spec.expected_seconds;
-  if (ar_faster && ++steps_since_speculation_ < options_.probe_every) {
+  if (probe_interval_ == 0) probe_interval_ = options_.probe_every;
+  if (ar_faster && ++steps_since_speculation_ < probe_interval_) {
     last_ar_alternative_ = spec;
     last_ = ar;
     return last_;
   }
   spec.probe = ar_faster;
   steps_since_speculation_ = 0;
+  probe_interval_ = ar_faster
+                        ? std::min<int64_t>(2 * probe_interval_,
+                                            std::max(options_.probe_max, options_.probe_every))
+                        : options_.probe_every;
   last_ = spec;
   return last_;
 }

@@ -28,8 +28,10 @@
 // and refreshed by every real step (exponential moving average); plus the heads' cost (kFused
 // pays it at the end of the previous step) or the draft pass's cost (kSeparate).
 // Plan = argmax over {kAr} and {kind, T} of E[tokens](kind, T) / seconds(kind, T). While kAr
-// wins, every probe_every-th step still speculates (the cheapest speculative plan) so the
-// statistics stay fresh.
+// wins, a step still speculates now and then (a probe) so the statistics stay fresh: after
+// probe_every AR steps, then after twice as many each time AR keeps winning (up to probe_max),
+// back to probe_every once speculation wins on its merits. Failing probes thus cost at most
+// about 1/probe_max of the run.
 //
 // Example:
 //   DraftPlanner planner(options);
@@ -74,7 +76,8 @@ struct DraftPlannerOptions {
   DraftingMode mode = DraftingMode::kAuto;
   bool ar_fallback = true;  // kAuto may choose plain AR steps
   double decay = 0.995;     // per observation, on every count of the observed source
-  int probe_every = 16;     // while AR wins: speculate once every this many steps
+  int probe_every = 16;     // while AR wins: the first probe after this many AR steps
+  int probe_max = 256;      // longest interval between probes (doubling from probe_every)
 };
 
 class DraftPlanner {
@@ -136,6 +139,7 @@ class DraftPlanner {
   double heads_cost_ = 0.0;
   double draft_cost_ = 0.0;
   int64_t steps_since_speculation_ = 0;
+  int64_t probe_interval_ = 0;  // AR steps before the next probe (0: probe_every)
   StepPlan last_;
   StepPlan last_ar_alternative_;  // best speculative plan when AR was chosen (for Describe)
   // Enumeration scratch.

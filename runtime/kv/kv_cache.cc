@@ -27,8 +27,10 @@ StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const ModelConfig& config, in
   cache->dtype_ = dtype;
   cache->bytes_ = BytesFor(config, capacity, dtype);
   cache->layer_bytes_ = cache->bytes_ / static_cast<size_t>(config.n_layers);
-  void* p =
-      mmap(nullptr, cache->bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // MAP_POPULATE: the pages are faulted in now, so a cache that does not fit fails (or is
+  // refused) at the start of a job, not hours into it, and decoding takes no page faults.
+  void* p = mmap(nullptr, cache->bytes_, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p == MAP_FAILED) {
     return absl::ResourceExhaustedError(
         absl::StrCat("KV cache: cannot reserve ", cache->bytes_, " bytes: ", std::strerror(errno)));

@@ -128,6 +128,7 @@ fi
 # exactly AR's tokens.
 expect_error 2 "--mode" -- bench --model "$tmp/trunc.gguf" --mode xyz
 expect_error 2 "--interval" -- bench --model "$tmp/trunc.gguf" --mode ar --interval 0
+expect_error 2 "--warmup" -- bench --model "$tmp/trunc.gguf" --mode ar --warmup -1
 expect_error 2 "--tree" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --tree 1,0,3
 expect_error 2 "--heads" -- bench --model "$tmp/trunc.gguf" --mode both
 expect_error 2 "--top-p" -- bench --model "$tmp/trunc.gguf" --mode ar --top-p 0
@@ -159,6 +160,7 @@ d = sys.argv[1]
 j = json.load(open(d + "/bench.json"))
 assert j["lossless"] is True and j["first_mismatch"] == -1, j["lossless"]
 assert j["speedup"] > 0 and j["interval"] == 32 and j["prompt_tokens"] == 24, j
+assert j["warmup_tokens"] == 32, j
 assert j["sampling"]["seed"] == 5 and j["sampling"]["penalty_window"] == 64, j["sampling"]
 assert j["peak_rss_method"], j
 need = ["prompt_tokens", "generated_tokens", "prefill_seconds", "prefill_tokens_per_second",

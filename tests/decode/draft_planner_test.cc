@@ -127,23 +127,57 @@ TEST(DraftPlanner, FlatCostChoosesLargeTree) {
 TEST(DraftPlanner, LinearCostFallsBackToArAndProbes) {
   DraftPlannerOptions o = SmallOptions();
   o.probe_every = 4;
+  o.probe_max = 16;
   DraftPlanner planner(o);
   Teach(planner, 1, {0.3, 0.1, 0.05}, 100);
   for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.010 * t);
   planner.FinishCalibration();
   planner.ObserveHeads(0.002);
   planner.ObserveDraft(0.012);
-  int probes = 0;
-  for (int step = 0; step < 12; ++step) {
+  std::vector<int> probe_steps;
+  for (int step = 1; step <= 80; ++step) {
     const StepPlan plan = planner.Plan(0, true);
     if (plan.kind == DraftKind::kAr) {
       EXPECT_EQ(plan.nodes, 1);
     } else {
       EXPECT_TRUE(plan.probe);
-      ++probes;
+      probe_steps.push_back(step);
     }
   }
-  EXPECT_EQ(probes, 3);  // every 4th plan speculates
+  // Probes back off while AR keeps winning: after 4 plans, then 8, 16 (probe_max), 16, ...
+  EXPECT_EQ(probe_steps, (std::vector<int>{4, 12, 28, 44, 60, 76}));
+}
+
+// A probe whose evidence makes speculation win resets the interval to probe_every.
+TEST(DraftPlanner, ProbeIntervalResetsWhenSpeculationWins) {
+  DraftPlannerOptions o = SmallOptions();
+  o.probe_every = 2;
+  o.probe_max = 64;
+  DraftPlanner planner(o);
+  Teach(planner, 1, {0.3, 0.1, 0.05}, 100);
+  for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.010 * t);
+  planner.FinishCalibration();
+  planner.ObserveHeads(0.002);
+  planner.ObserveDraft(0.012);
+  std::vector<int> probe_steps;
+  int step = 0;
+  for (; step < 14; ++step) {
+    if (planner.Plan(0, true).kind != DraftKind::kAr) probe_steps.push_back(step + 1);
+  }
+  EXPECT_EQ(probe_steps, (std::vector<int>{2, 6, 14}));  // intervals 2, 4, 8
+  // Rows become nearly free: speculation wins on its merits, not as a probe.
+  for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.010 + 0.0001 * t);
+  planner.FinishCalibration();
+  const StepPlan won = planner.Plan(0, true);
+  EXPECT_NE(won.kind, DraftKind::kAr);
+  EXPECT_FALSE(won.probe);
+  // Costs turn linear again: the next probe comes after probe_every AR plans, not 16.
+  for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.010 * t);
+  planner.FinishCalibration();
+  EXPECT_EQ(planner.Plan(0, true).kind, DraftKind::kAr);
+  const StepPlan probe = planner.Plan(0, true);
+  EXPECT_NE(probe.kind, DraftKind::kAr);
+  EXPECT_TRUE(probe.probe);
 }
 
 TEST(DraftPlanner, SeparateWhenFusedNotReadyOrForced) {

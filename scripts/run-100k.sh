@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The 100K-token job on SmolLM2-135M (TokenSwift mode, sampled: temperature 1, min-p 0.1, penalty
+# 1.2 over 1024, bf16 KV cache). Hours on 2 CPU cores, so it is resumable: run this again after a
+# stop or a crash and it continues from the token ids already in $DIR/ids.txt (generate
+# --resume: same tokens as one uninterrupted run). Each segment appends its stats JSON to
+# $DIR/segments.jsonl and its log to $DIR/log.txt; $DIR/done is written at the end.
+# Usage: bash scripts/run-100k.sh [tokenswift binary]
+#   TS_RUN_DIR (default ${TS_CACHE_DIR:-~/.cache/tokenswift}/runs/100k), TS_100K_TOKENS (100000),
+#   TS_THREADS (nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build/launch/tokenswift}
+CACHE=${TS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenswift}
+DIR=${TS_RUN_DIR:-$CACHE/runs/100k}
+N=${TS_100K_TOKENS:-100000}
+MODEL=${TS_MODEL_PATH:-$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf}
+mkdir -p "$DIR"
+if [ -f "$DIR/done" ]; then
+  echo "run-100k: $DIR/done exists: the job is finished"; cat "$DIR/done"; exit 0
+fi
+# The prompt is at most a few hundred tokens; the context is sized for prompt + N.
+CTX=$((N + 1024))
+"$B" --log-level info generate --model "$MODEL" --chat \
+  --prompt "Write a very long novel, chapter after chapter, about a family of lighthouse keepers across five generations. Describe every character, place and event in detail." \
+  --mode tokenswift --heads models/heads/smollm2-135m-instruct-heads.safetensors \
+  -n "$N" --ctx-size "$CTX" --kv-dtype bf16 --ignore-eos \
+  --temperature 1 --min-p 0.1 --penalty 1.2 --penalty-window 1024 --seed 100 \
+  --threads "${TS_THREADS:-$(nproc)}" -q \
+  --output "$DIR/ids.txt" --resume --stats-json "$DIR/segment.json" 2>>"$DIR/log.txt"
+if [ -f "$DIR/segment.json" ]; then
+  tr -d '\n' <"$DIR/segment.json" >>"$DIR/segments.jsonl"
+  echo >>"$DIR/segments.jsonl"
+  rm "$DIR/segment.json"
+fi
+have=$(wc -l <"$DIR/ids.txt")
+if [ "$have" -ge "$N" ]; then
+  python3 - "$DIR" <<'PY' | tee "$DIR/done"
+import json, sys
+d = sys.argv[1]
+segs = [json.loads(l) for l in open(d + "/segments.jsonl") if l.strip()]
+gen = sum(s["generated_tokens"] for s in segs)
+dec = sum(s["seconds"] for s in segs)
+pre = sum(s["prefill_seconds"] for s in segs)
+rss = max(s["peak_rss_bytes"] for s in segs)
+print(f"run-100k: {gen} tokens in {len(segs)} segment(s): decode {dec:.0f} s ({gen / dec:.1f} tok/s), "
+      f"prefill/re-prefill {pre:.0f} s, peak RSS {rss / 2**20:.0f} MiB")
+PY
+fi
