@@ -7,11 +7,12 @@
 namespace ts {
 
 Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend* backend,
-                         int64_t max_batch)
+                         int64_t max_batch, const TpShard* tp)
     : config_(config),
       weights_(weights),
       backend_(backend),
       max_batch_(max_batch),
+      tp_(tp),
       rope_(ComputeRope(config)),
       attn_scale_(1.0f / std::sqrt(static_cast<float>(config.head_dim))) {
   const int64_t hidden = config.hidden_size;
@@ -51,7 +52,22 @@ Status Transformer::ForwardCausal(std::span<const int32_t> stream, int64_t begin
   return absl::OkStatus();
 }
 
-void Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache) {
+Status Transformer::EmbedSharded(std::span<const int32_t> tokens) {
+  const int64_t hidden = config_.hidden_size;
+  const Range vocab = tp_->vocab();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    float* row = x_.data() + static_cast<int64_t>(i) * hidden;
+    if (tokens[i] >= vocab.begin && tokens[i] < vocab.end) {
+      const int32_t local = static_cast<int32_t>(tokens[i] - vocab.begin);
+      backend_->Embed(weights_.embed, &local, 1, row);
+    } else {
+      std::fill(row, row + hidden, 0.0f);  // another rank's row; adding zeros is exact
+    }
+  }
+  return tp_->comm()->AllReduceSum(x_.data(), tokens.size() * hidden);
+}
+
+Status Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache) {
   const LayerWeights& w = weights_.layers[l];
   const ModelConfig& c = config_;
   Backend& b = *backend_;
@@ -71,6 +87,7 @@ void Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& ca
   b.StoreKv(kv, k_.data(), v_.data(), n, batch.slots.data());
   b.Attention(q_.data(), n, c.n_heads, kv, batch.mask, attn_scale_, att_.data());
   b.MatMul(w.wo, att_.data(), n, h_.data());
+  if (tp_ != nullptr) TS_RETURN_IF_ERROR(tp_->comm()->AllReduceSum(h_.data(), n * hidden));
   b.Add(x_.data(), h_.data(), n * hidden);
 
   // MLP block.
@@ -79,7 +96,9 @@ void Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& ca
   b.MatMul(w.w_up, h_.data(), n, up_.data());
   b.SwiGlu(gate_.data(), up_.data(), n, c.intermediate_size, gate_.data());
   b.MatMul(w.w_down, gate_.data(), n, h_.data());
+  if (tp_ != nullptr) TS_RETURN_IF_ERROR(tp_->comm()->AllReduceSum(h_.data(), n * hidden));
   b.Add(x_.data(), h_.data(), n * hidden);
+  return absl::OkStatus();
 }
 
 void Transformer::CaptureQueries(int l, const ForwardBatch& batch) {
@@ -121,8 +140,12 @@ Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache, float* lo
   }
   Backend& b = *backend_;
   const int64_t hd = config_.hidden_size;
-  b.Embed(weights_.embed, batch.tokens.data(), n, x_.data());
-  for (int l = 0; l < config_.n_layers; ++l) Layer(l, n, batch, cache);
+  if (tp_ == nullptr) {
+    b.Embed(weights_.embed, batch.tokens.data(), n, x_.data());
+  } else {
+    TS_RETURN_IF_ERROR(EmbedSharded(batch.tokens));
+  }
+  for (int l = 0; l < config_.n_layers; ++l) TS_RETURN_IF_ERROR(Layer(l, n, batch, cache));
 
   const int64_t m = static_cast<int64_t>(batch.logits_rows.size());
   if (m == 0) return absl::OkStatus();

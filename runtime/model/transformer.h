@@ -13,6 +13,7 @@
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/config.h"
 #include "runtime/model/rope.h"
+#include "runtime/model/tensor_parallel.h"
 #include "runtime/model/weights.h"
 
 namespace ts {
@@ -33,11 +34,15 @@ struct ForwardBatch {
 
 class Transformer {
  public:
-  // Scratch buffers are sized for batches of up to `max_batch` tokens.
+  // Scratch buffers are sized for batches of up to `max_batch` tokens. With `tp` (one rank of a
+  // tensor-parallel group), config and weights are tp->config() and tp->weights(): the layers
+  // run the rank's heads and columns and all-reduce their outputs, and logits cover the rank's
+  // vocabulary range tp->vocab() (runtime/model/tensor_parallel.h).
   Transformer(const ModelConfig& config, const ModelWeights& weights, Backend* backend,
-              int64_t max_batch);
+              int64_t max_batch, const TpShard* tp = nullptr);
 
-  // logits: (logits_rows.size(), vocab), or nullptr to skip the head. hidden (optional): the
+  // logits: (logits_rows.size(), vocab) (vocab: the rank's range under tp), or nullptr to skip
+  // the head. hidden (optional): the
   // final hidden state before the final norm for the same rows, (logits_rows.size(), hidden).
   Status Forward(const ForwardBatch& batch, KvCache& cache, float* logits, float* hidden = nullptr);
   // Causal prefill/decode of stream[begin, end) at positions = slots = indices, in chunks of
@@ -54,7 +59,10 @@ class Transformer {
   Backend* backend() const { return backend_; }
 
  private:
-  void Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache);
+  Status Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache);
+  // Tensor parallel: x_ <- embeddings of the rank's vocabulary rows (zeros for other ids), summed
+  // over ranks.
+  Status EmbedSharded(std::span<const int32_t> tokens);
   // Copies layer l's roped queries of batch.capture_rows into batch.capture_queries.
   void CaptureQueries(int l, const ForwardBatch& batch);
   // Final norm + lm_head over the first m rows of out_rows_.
@@ -64,6 +72,7 @@ class Transformer {
   const ModelWeights& weights_;
   Backend* backend_;
   int64_t max_batch_;
+  const TpShard* tp_;
   RopeTable rope_;
   float attn_scale_;
   // Scratch, (max_batch, ...) each.

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs ts_mpi_check under mpirun: 2 and 3 ranks pass every check; a rank that stops (SIGSTOP) or
 # exits mid-run ends the job on every rank, non-zero, within the bound, naming the rank.
-# Usage: mpi_test.sh PATH_TO_ts_mpi_check
+# Then ts_tp_check: tensor-parallel logits on 2 and 3 ranks against the whole model (a tiny test
+# model, and the default model when TS_MODEL_PATH or the cache has it).
+# Usage: mpi_test.sh PATH_TO_ts_mpi_check PATH_TO_ts_tp_check
 set -uo pipefail
 check="$1"
+tp_check="$2"
+model="${TS_MODEL_PATH:-${TS_CACHE_DIR:-$HOME/.cache/tokenswift}/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 source "$(dirname "$0")/mpirun_env.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,6 +53,23 @@ expect_failure "stall-3" 30 "rank 2 does not answer" -- -np 3 "$check" --stall 2
 # Open MPI names the process [[job,1],RANK].
 expect_failure "exit" 30 "Process name: \[\[[0-9]*,[0-9]*\],1\]" -- -np 2 "$check" --exit 1 --timeout 3
 expect_failure "exit-3" 30 "Process name: \[\[[0-9]*,[0-9]*\],2\]" -- -np 3 "$check" --exit 2 --timeout 3
+
+model_args=()
+if [ -f "$model" ]; then
+  model_args=(--model "$model")
+else
+  bad "default model missing ($model): run scripts/fetch-model.sh"
+fi
+for np in 2 3; do
+  if timeout 300 "${MPIRUN[@]}" -np "$np" "$tp_check" "${model_args[@]}" >"$tmp/out" 2>"$tmp/err"; then
+    n=$(grep -c " ok," "$tmp/out")
+    want=$((np * (1 + 2 * ${#model_args[@]} / 2)))
+    [ "$n" -eq "$want" ] && ok || bad "tp np $np: $n of $want checks ok: $(cat "$tmp/out")"
+    grep -E "rank 0/" "$tmp/out"
+  else
+    bad "tp np $np failed: $(cat "$tmp/out" "$tmp/err" | head -20)"
+  fi
+done
 
 echo "mpi: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

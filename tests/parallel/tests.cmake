@@ -4,8 +4,11 @@
 if(TS_MPI)
   add_executable(ts_mpi_check ${CMAKE_CURRENT_LIST_DIR}/mpi_check.cc)
   target_link_libraries(ts_mpi_check PRIVATE ts_parallel)
+  add_executable(ts_tp_check ${CMAKE_CURRENT_LIST_DIR}/tp_check.cc)
+  target_link_libraries(ts_tp_check PRIVATE ts_runtime)
   add_test(NAME parallel.mpi_collectives_and_failures
-           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_test.sh $<TARGET_FILE:ts_mpi_check>)
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_test.sh $<TARGET_FILE:ts_mpi_check>
+                   $<TARGET_FILE:ts_tp_check>)
   set_tests_properties(parallel.mpi_collectives_and_failures
                        PROPERTIES LABELS parallel TIMEOUT 300)
 endif()
