@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -13,12 +14,16 @@
 #include "launch/commands.h"
 #include "launch/tokenswift_flags.h"
 #include "nlohmann/json.hpp"
+#include "parallel/communicator.h"
+#include "runtime/common/logging.h"
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
 #include "runtime/engine/memory_budget.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
+#include "runtime/model/tensor_parallel.h"
+#include "runtime/sampling/sharded_sampler.h"
 #include "spdlog/spdlog.h"
 
 namespace ts::cli {
@@ -40,6 +45,8 @@ struct GenerateArgs {
   bool resume = false;
   std::string stats_json;
   bool quiet = false;
+  int tp = 1;
+  double comm_timeout = 60.0;
   BackendOptions backend;
 };
 
@@ -161,6 +168,17 @@ Status RunGenerate(const GenerateArgs& args) {
     return BadInput("--prompt / --prompt-file: expected exactly one of them");
   }
   if (args.max_new_tokens < 1) return BadInput("--max-new-tokens: expected at least 1");
+  if (args.tp < 1) return BadInput("--tp: expected at least 1, got ", args.tp);
+  if (args.tp > 1) {
+    const int world = LauncherWorldSize();
+    if (world != args.tp) {
+      return BadInput("--tp ", args.tp, ": start ", args.tp, " ranks with mpirun -np ", args.tp,
+                      " (or srun -n ", args.tp, "); this process sees ", world, " rank(s)");
+    }
+    if (args.mode == "tokenswift") {
+      return BadInput("--mode tokenswift: not supported with --tp > 1 yet (AR is)");
+    }
+  }
   if (args.resume && args.output.empty()) {
     return BadInput("--resume: needs --output FILE, the token ids an earlier run wrote");
   }
@@ -211,8 +229,23 @@ Status RunGenerate(const GenerateArgs& args) {
   // A tree verification writes up to max_nodes slots past the committed prefix.
   const int64_t capacity = needed + (tokenswift ? ts_options.tree.max_nodes : 0);
   // Everything large is allocated now, before prefill: a job that cannot fit fails here.
+  // Tensor parallel: this rank's communicator and slices; its KV cache holds its KV heads only.
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<TpShard> shard;
+  if (args.tp > 1) {
+    CommOptions comm_options;
+    comm_options.timeout_seconds = args.comm_timeout;
+    TS_ASSIGN_OR_RETURN(comm, MakeCommunicator("mpi", comm_options));
+    SetLogRank(comm->rank());
+    const int64_t vocab_block = config.vocab_size >= 1024 * args.tp ? 1024 : 32;
+    TS_ASSIGN_OR_RETURN(shard, TpShard::Create(config, model.weights(), comm.get(), vocab_block));
+    spdlog::info("{}", shard->plan().Describe());
+  }
+  const bool printer = comm == nullptr || comm->rank() == 0;  // one rank prints and writes
+  const ModelConfig& run_config = shard != nullptr ? shard->config() : config;
+  const ModelWeights& run_weights = shard != nullptr ? shard->weights() : model.weights();
   TS_RETURN_IF_ERROR(CheckMemory(
-      static_cast<int64_t>(KvCache::BytesFor(config, capacity, kv_dtype)) + (64 << 20),
+      static_cast<int64_t>(KvCache::BytesFor(run_config, capacity, kv_dtype)) + (64 << 20),
       absl::StrCat("the KV cache for ", capacity, " tokens (", args.backend.kv_dtype, ")"),
       "lower --max-new-tokens, or use --kv-dtype bf16"));
   if (ctx > config.max_position) {
@@ -220,13 +253,21 @@ Status RunGenerate(const GenerateArgs& args) {
                  config.max_position);
   }
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
-  TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(config, capacity, kv_dtype));
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
+                      KvCache::Create(run_config, capacity, kv_dtype));
   spdlog::info("model {}: {} layers, hidden {}, vocab {}; prompt {} tokens; KV cache {:.1f} MiB",
                args.model, config.n_layers, config.hidden_size, config.vocab_size,
                prompt_ids.size(), cache->bytes() / 1048576.0);
 
-  Transformer transformer(config, model.weights(), backend.get(),
-                          std::max<int64_t>(args.backend.batch_size, ts_options.tree.max_nodes));
+  Transformer transformer(run_config, run_weights, backend.get(),
+                          std::max<int64_t>(args.backend.batch_size, ts_options.tree.max_nodes),
+                          shard.get());
+  std::optional<ShardedSampler> sharded;
+  if (shard != nullptr) {
+    TS_ASSIGN_OR_RETURN(ShardedSampler s,
+                        ShardedSampler::Create(args.sampling, shard->vocab(), comm.get()));
+    sharded.emplace(std::move(s));
+  }
   std::unique_ptr<DraftHeads> heads;
   std::unique_ptr<Decoder> decoder;
   const TokenSwiftDecoder* ts_decoder = nullptr;
@@ -237,14 +278,15 @@ Status RunGenerate(const GenerateArgs& args) {
     ts_decoder = d.get();
     decoder = std::move(d);
   } else {
-    decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling);
+    decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling,
+                                          sharded.has_value() ? &*sharded : nullptr);
   }
   GenerationLimits limits;
   limits.max_new_tokens = args.max_new_tokens - static_cast<int64_t>(resumed.size());
   limits.ignore_eos = args.ignore_eos;
   limits.eos_ids = config.eos_ids;
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> ids_out(nullptr, &std::fclose);
-  if (!args.output.empty()) {
+  if (!args.output.empty() && printer) {
     ids_out.reset(std::fopen(args.output.c_str(), args.resume ? "a" : "w"));
     if (ids_out == nullptr) {
       return BadInput("--output: cannot open '", args.output, "' for writing");
@@ -252,17 +294,27 @@ Status RunGenerate(const GenerateArgs& args) {
   }
   std::vector<int32_t> context = prompt_ids;
   context.insert(context.end(), resumed.begin(), resumed.end());
-  StreamSink sink(*model.tokenizer, !args.quiet, args.max_new_tokens,
+  StreamSink sink(*model.tokenizer, !args.quiet && printer, args.max_new_tokens,
                   static_cast<int64_t>(resumed.size()), ids_out.get());
-  TS_ASSIGN_OR_RETURN(GenerationResult result, Generate(*decoder, context, limits, &sink));
+  StatusOr<GenerationResult> generated_or = Generate(*decoder, context, limits, &sink);
+  if (!generated_or.ok() && comm != nullptr) {
+    // The other ranks wait in a collective: end them all now, not at their deadline.
+    std::fprintf(stderr, "tokenswift: error: rank %d: %s\n", comm->rank(),
+                 std::string(generated_or.status().message()).c_str());
+    std::fflush(stderr);
+    comm->Abort(ExitCodeFor(generated_or.status()));
+  }
+  TS_RETURN_IF_ERROR(generated_or.status());
+  GenerationResult result = *std::move(generated_or);
   sink.Finish();
   if (sink.write_failed() || (ids_out != nullptr && std::fclose(ids_out.release()) != 0)) {
     return RuntimeFailure("--output: writing '", args.output, "' failed");
   }
-  if (!args.quiet) {
+  if (!args.quiet && printer) {
     std::printf("\n");
     std::fflush(stdout);
   }
+  if (!printer) return absl::OkStatus();
 
   const int64_t generated = static_cast<int64_t>(result.tokens.size());
   const double tps = result.decode_seconds > 0 ? generated / result.decode_seconds : 0.0;
@@ -308,6 +360,8 @@ Status RunGenerate(const GenerateArgs& args) {
     j["peak_rss_bytes"] = PeakRssBytes();
     j["stop_reason"] = result.stop_reason;
     j["threads"] = args.backend.threads;
+    j["tp"] = args.tp;
+    if (comm != nullptr) j["comm_bytes_sent_rank0"] = comm->bytes_sent();
     j["seed"] = args.sampling.seed;
     if (ts_decoder != nullptr) {
       j["planner"] = {
@@ -372,6 +426,12 @@ void RegisterGenerate(CLI::App& app, Status* result) {
                 "stop): same flags, same tokens as one uninterrupted run");
   sub->add_option("--stats-json", args->stats_json, "write run statistics as JSON");
   sub->add_flag("-q,--quiet", args->quiet, "do not print the generated text");
+  sub->add_option("--tp,--tensor-parallel-size", args->tp,
+                  "tensor-parallel ranks (start them with mpirun -np N or srun -n N)")
+      ->capture_default_str();
+  sub->add_option("--comm-timeout", args->comm_timeout,
+                  "seconds a collective may wait for the other ranks before the job is ended")
+      ->capture_default_str();
   AddBackendOptions(sub, &args->backend);
   sub->callback([args, result] { *result = RunGenerate(*args); });
 }

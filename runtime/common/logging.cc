@@ -15,4 +15,10 @@ void SetupLogging(absl::string_view level, int rank) {
   spdlog::set_default_logger(logger);
 }
 
+void SetLogRank(int rank) {
+  auto logger = spdlog::get("tokenswift");
+  if (logger == nullptr) return;
+  logger->set_pattern("[%H:%M:%S.%e] [%^%l%$] [rank " + std::to_string(rank) + "] %v");
+}
+
 }  // namespace ts

@@ -4,12 +4,14 @@
 
 namespace ts {
 
-ArDecoder::ArDecoder(Transformer* model, KvCache* cache, const SamplingParams& params)
+ArDecoder::ArDecoder(Transformer* model, KvCache* cache, const SamplingParams& params,
+                     ShardedSampler* sharded)
     : model_(model),
       cache_(cache),
       params_(params),
       sampler_(params, model->config().vocab_size),
-      logits_(model->config().vocab_size) {
+      sharded_(sharded),
+      logits_(sharded != nullptr ? sharded->range().size() : model->config().vocab_size) {
   tokens_.reserve(cache->capacity());
 }
 
@@ -38,8 +40,13 @@ Status ArDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
     return absl::OutOfRangeError(absl::StrCat("context full: ", n, " tokens"));
   }
   const int64_t window = std::min<int64_t>(params_.penalty_window, n);
-  const int32_t token = sampler_.Sample(
-      logits_.data(), std::span<const int32_t>(tokens_.data() + n - window, window), n);
+  const std::span<const int32_t> recent(tokens_.data() + n - window, window);
+  int32_t token = 0;
+  if (sharded_ != nullptr) {
+    TS_ASSIGN_OR_RETURN(token, sharded_->Sample(logits_.data(), recent, n));
+  } else {
+    token = sampler_.Sample(logits_.data(), recent, n);
+  }
   tokens_.push_back(token);
   out.push_back(token);
   ++counters_.steps;

@@ -9,13 +9,16 @@
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/transformer.h"
 #include "runtime/sampling/sampler.h"
+#include "runtime/sampling/sharded_sampler.h"
 
 namespace ts {
 
 class ArDecoder : public Decoder {
  public:
-  // The cache must hold the prompt plus every token this decoder will commit.
-  ArDecoder(Transformer* model, KvCache* cache, const SamplingParams& params);
+  // The cache must hold the prompt plus every token this decoder will commit. Tensor parallel:
+  // `sharded` samples from the rank's vocabulary range (the model's logits cover only that).
+  ArDecoder(Transformer* model, KvCache* cache, const SamplingParams& params,
+            ShardedSampler* sharded = nullptr);
 
   Status Prefill(std::span<const int32_t> prompt) override;
   Status Step(int64_t max_tokens, std::vector<int32_t>& out) override;
@@ -29,6 +32,7 @@ class ArDecoder : public Decoder {
   KvCache* cache_;
   SamplingParams params_;
   Sampler sampler_;
+  ShardedSampler* sharded_;
   std::vector<int32_t> tokens_;  // committed sequence: prompt then generated
   int64_t forwarded_ = 0;        // tokens_[0, forwarded_) have their K/V in the cache
   std::vector<float> logits_;    // (vocab) for the next position

@@ -43,6 +43,9 @@ expect_error 2 "--text-file" -- score --model "$tmp/trunc.gguf" --text-file "$tm
 expect_error 2 "--mode" -- generate --model "$tmp/trunc.gguf" --prompt hi --mode nonsense
 expect_error 2 "no-such-flag" -- generate --no-such-flag
 expect_error 2 "--heads" -- generate --model "$tmp/trunc.gguf" --prompt hi --mode tokenswift
+# --tp without a launcher: refused before the model is opened.
+expect_error 2 "--tp 2" -- generate --model "$tmp/trunc.gguf" --prompt hi --tp 2
+expect_error 2 "--tp" -- generate --model "$tmp/trunc.gguf" --prompt hi --tp 0
 
 # Sampling settings are rejected before any work (the model is not even opened).
 for args in "--temperature -1|--temperature" "--temperature nan|--temperature" \

@@ -3,10 +3,13 @@
 # exits mid-run ends the job on every rank, non-zero, within the bound, naming the rank.
 # Then ts_tp_check: tensor-parallel logits on 2 and 3 ranks against the whole model (a tiny test
 # model, and the default model when TS_MODEL_PATH or the cache has it).
-# Usage: mpi_test.sh PATH_TO_ts_mpi_check PATH_TO_ts_tp_check
+# Then `tokenswift generate --tp N` under mpirun: greedy text, determinism, and a rank killed
+# (SIGKILL) or stopped (SIGSTOP) mid-generation ending the whole job within the bound.
+# Usage: mpi_test.sh PATH_TO_ts_mpi_check PATH_TO_ts_tp_check [PATH_TO_tokenswift]
 set -uo pipefail
 check="$1"
 tp_check="$2"
+ts="${3:-}"
 model="${TS_MODEL_PATH:-${TS_CACHE_DIR:-$HOME/.cache/tokenswift}/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 source "$(dirname "$0")/mpirun_env.sh"
 tmp=$(mktemp -d)
@@ -63,13 +66,78 @@ fi
 for np in 2 3; do
   if timeout 300 "${MPIRUN[@]}" -np "$np" "$tp_check" "${model_args[@]}" >"$tmp/out" 2>"$tmp/err"; then
     n=$(grep -c " ok," "$tmp/out")
-    want=$((np * (1 + 2 * ${#model_args[@]} / 2)))
+    want=$((np * (3 + 2 * ${#model_args[@]} / 2)))
     [ "$n" -eq "$want" ] && ok || bad "tp np $np: $n of $want checks ok: $(cat "$tmp/out")"
     grep -E "rank 0/" "$tmp/out"
   else
     bad "tp np $np failed: $(cat "$tmp/out" "$tmp/err" | head -20)"
   fi
 done
+
+# rank_pid RANK: the pid of the tokenswift process of that MPI rank (from its environment).
+rank_pid() {
+  local p
+  for p in $(pgrep -f "tokenswift generate"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+      echo "$p"
+      return
+    fi
+  done
+}
+
+# kill_midway NAME SIGNAL NEEDLE: a 2-rank generation whose rank 1 gets SIGNAL after 20 tokens
+# must end (non-zero) within 30 s with NEEDLE in its output.
+kill_midway() {
+  local name="$1" sig="$2" needle="$3"
+  rm -f "$tmp/mid.ids"
+  "${MPIRUN[@]}" -np 2 "$ts" generate --model "$model" --tp 2 --comm-timeout 3 -q --ignore-eos \
+    -p "Write a long story." -n 3000 -t 1 -o "$tmp/mid.ids" >"$tmp/out" 2>"$tmp/err" &
+  local job=$!
+  for _ in $(seq 600); do
+    [ -f "$tmp/mid.ids" ] && [ "$(wc -l <"$tmp/mid.ids")" -ge 20 ] && break
+    sleep 0.05
+  done
+  local victim t0 t1
+  victim=$(rank_pid 1)
+  t0=$(date +%s)
+  [ -n "$victim" ] && kill "-$sig" "$victim"
+  for _ in $(seq 600); do
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.1
+  done
+  t1=$(date +%s)
+  if kill -0 "$job" 2>/dev/null; then
+    bad "$name: job still running $((t1 - t0)) s after SIG$sig to rank 1"
+    kill -9 "$job" 2>/dev/null
+    [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null
+  elif wait "$job"; then
+    bad "$name: exit 0 after SIG$sig to rank 1"
+  elif [ $((t1 - t0)) -gt 30 ]; then
+    bad "$name: took $((t1 - t0)) s"
+  elif ! grep -qE -- "$needle" "$tmp/out" "$tmp/err"; then
+    bad "$name: output lacks '$needle': $(head -c 600 "$tmp/err")"
+  else
+    ok
+  fi
+}
+
+if [ -n "$ts" ] && [ -f "$model" ]; then
+  gen=(generate --model "$model" --tp 2 -t 1 -q --ignore-eos)
+  if "${MPIRUN[@]}" -np 2 "$ts" generate --model "$model" --tp 2 -t 1 \
+      -p "The capital of France is" -n 12 --temperature 0 >"$tmp/out" 2>"$tmp/err"; then
+    grep -q "Paris" "$tmp/out" && ok || bad "tp 2 greedy text lacks Paris: $(cat "$tmp/out")"
+  else
+    bad "tp 2 generate failed: $(cat "$tmp/err" | head -20)"
+  fi
+  for run in a b; do
+    "${MPIRUN[@]}" -np 2 "$ts" "${gen[@]}" -p "Tell me about owls." -n 64 --seed 4 \
+      -o "$tmp/det_$run.ids" >/dev/null 2>"$tmp/err" || bad "tp 2 sampled run $run failed"
+  done
+  cmp -s "$tmp/det_a.ids" "$tmp/det_b.ids" && [ "$(wc -l <"$tmp/det_a.ids")" -eq 64 ] && ok \
+    || bad "tp 2 sampled runs differ or are short"
+  kill_midway "kill -9 rank 1" KILL "process rank 1 .*exited on signal 9"
+  kill_midway "stop rank 1" STOP "rank 1 does not answer"
+fi
 
 echo "mpi: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -8,7 +8,7 @@ if(TS_MPI)
   target_link_libraries(ts_tp_check PRIVATE ts_runtime)
   add_test(NAME parallel.mpi_collectives_and_failures
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_test.sh $<TARGET_FILE:ts_mpi_check>
-                   $<TARGET_FILE:ts_tp_check>)
+                   $<TARGET_FILE:ts_tp_check> $<TARGET_FILE:tokenswift>)
   set_tests_properties(parallel.mpi_collectives_and_failures
                        PROPERTIES LABELS parallel TIMEOUT 300)
 endif()
