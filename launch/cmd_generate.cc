@@ -175,9 +175,6 @@ Status RunGenerate(const GenerateArgs& args) {
       return BadInput("--tp ", args.tp, ": start ", args.tp, " ranks with mpirun -np ", args.tp,
                       " (or srun -n ", args.tp, "); this process sees ", world, " rank(s)");
     }
-    if (args.mode == "tokenswift") {
-      return BadInput("--mode tokenswift: not supported with --tp > 1 yet (AR is)");
-    }
   }
   if (args.resume && args.output.empty()) {
     return BadInput("--resume: needs --output FILE, the token ids an earlier run wrote");
@@ -273,8 +270,9 @@ Status RunGenerate(const GenerateArgs& args) {
   const TokenSwiftDecoder* ts_decoder = nullptr;
   if (tokenswift) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
-    auto d = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(),
-                                                 args.sampling, ts_options);
+    auto d =
+        std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(), args.sampling,
+                                            ts_options, sharded.has_value() ? &*sharded : nullptr);
     ts_decoder = d.get();
     decoder = std::move(d);
   } else {

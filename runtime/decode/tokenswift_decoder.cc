@@ -33,18 +33,20 @@ DraftPlannerOptions PlannerOptions(const TokenSwiftOptions& o, int num_heads) {
 }  // namespace
 
 TokenSwiftDecoder::TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHeads* heads,
-                                     const SamplingParams& params, const TokenSwiftOptions& options)
+                                     const SamplingParams& params, const TokenSwiftOptions& options,
+                                     ShardedSampler* sharded)
     : model_(model),
       cache_(cache),
       heads_(heads),
       params_(params),
       options_(options),
       sampler_(params, model->config().vocab_size),
+      sharded_(sharded),
       ngrams_(NgramTable::Options{static_cast<int32_t>(model->config().vocab_size), 1 << 18,
                                   std::max(1, options.ngram_topk)}),
       tree_(options.tree),
       planner_(PlannerOptions(options, heads->num_heads())),
-      vocab_(model->config().vocab_size),
+      vocab_(sharded != nullptr ? sharded->range().size() : model->config().vocab_size),
       hidden_size_(model->config().hidden_size) {
   const int n_dist = 1 + heads->num_heads();
   if (options_.static_tree) {
@@ -135,7 +137,7 @@ Status TokenSwiftDecoder::Calibrate() {
         model_->Logits(hidden_.data(), 1, row_logits_.data());
         logits = row_logits_.data();
       }
-      (void)SampleNext(logits);
+      TS_RETURN_IF_ERROR(SampleNext(logits).status());
       const double s = Seconds(t0);
       best = rep == 0 ? s : std::min(best, s);
     }
@@ -183,54 +185,62 @@ Status TokenSwiftDecoder::ApplyHeads(const float* hidden) {
 // sampling the draft and the target are coupled, so a head whose distribution is close to the
 // target's is accepted nearly always, not with probability max p. The penalty window is the
 // committed one (the node's ancestors are not known yet).
-void TokenSwiftDecoder::FillLists(int rows, int k) {
+Status TokenSwiftDecoder::FillLists(int rows, int k) {
   const int64_t n = static_cast<int64_t>(tokens_.size());
   const int64_t window = std::min<int64_t>(params_.penalty_window, n);
   const std::span<const int32_t> committed(tokens_.data() + n - window, window);
   for (int d = 0; d < static_cast<int>(topk_.size()); ++d) {
     if (d < rows) {
-      sampler_.Candidates(dist_.data() + d * vocab_, vocab_, committed, n + d, k, topk_[d]);
+      if (sharded_ != nullptr) {
+        TS_RETURN_IF_ERROR(
+            sharded_->Candidates(dist_.data() + d * vocab_, committed, n + d, k, topk_[d]));
+      } else {
+        sampler_.Candidates(dist_.data() + d * vocab_, vocab_, committed, n + d, k, topk_[d]);
+      }
     } else {
       topk_[d].clear();
     }
     topk_lists_[d] = topk_[d];
   }
+  return absl::OkStatus();
 }
 
-void TokenSwiftDecoder::BuildTree() {
+Status TokenSwiftDecoder::BuildTree() {
   tree_.Reset(tokens_.back(), static_cast<int32_t>(cached_));
   if (plan_.kind != DraftKind::kAr) {
     const int head_depth = planner_.HeadDepth(plan_.kind);
     if (options_.static_tree) {
-      BuildStaticTree(head_depth);
+      TS_RETURN_IF_ERROR(BuildStaticTree(head_depth));
     } else {
-      BuildPlannedTree(head_depth);
+      TS_RETURN_IF_ERROR(BuildPlannedTree(head_depth));
     }
   }
   tree_.Finalize();
+  return absl::OkStatus();
 }
 
-void TokenSwiftDecoder::BuildStaticTree(int levels) {
+Status TokenSwiftDecoder::BuildStaticTree(int levels) {
   levels = std::min(levels, static_cast<int>(options_.tree.static_shape.size()));
   int k = 1;
   for (int d = 0; d < levels; ++d) k = std::max(k, options_.tree.static_shape[d]);
-  FillLists(levels, k);
+  TS_RETURN_IF_ERROR(FillLists(levels, k));
   tree_.AddHeadTree(std::span<const std::span<const int32_t>>(topk_lists_.data(), levels));
   for (int i = 0; i < n_conts_; ++i) {
     tree_.AddBranch(std::span<const int32_t>(conts_[i].tokens.data(), conts_[i].tokens.size()));
   }
+  return absl::OkStatus();
 }
 
 // Best first over candidate nodes: a head candidate is (parent node, depth, rank in the depth's
 // list), an n-gram candidate (parent node, depth, branch); a node's score is the product of the
 // planner's acceptance rates along its path. The trie merges equal prefixes, so a row is spent
 // only on a new node.
-void TokenSwiftDecoder::BuildPlannedTree(int head_depth) {
-  FillLists(head_depth, list_k_);
+Status TokenSwiftDecoder::BuildPlannedTree(int head_depth) {
+  TS_RETURN_IF_ERROR(FillLists(head_depth, list_k_));
   std::vector<TreeCandidate>& heap = heap_;
   heap.clear();
   auto push = [&](double p, int parent, int depth, int index, bool ngram) {
-    if (p <= 0.0) return;
+    if (!(p > 0.0)) return;  // also NaN, which would break the heap's ordering
     heap.push_back({p, parent, depth, index, ngram});
     std::push_heap(heap.begin(), heap.end());
   };
@@ -261,6 +271,7 @@ void TokenSwiftDecoder::BuildPlannedTree(int head_depth) {
       push_head_children(c.prob, node, c.depth);
     }
   }
+  return absl::OkStatus();
 }
 
 Status TokenSwiftDecoder::Verify(bool eager_logits) {
@@ -275,10 +286,12 @@ Status TokenSwiftDecoder::Verify(bool eager_logits) {
                          hidden_.data());
 }
 
-int32_t TokenSwiftDecoder::SampleNext(const float* logits) {
+StatusOr<int32_t> TokenSwiftDecoder::SampleNext(const float* logits) {
   const int64_t n = static_cast<int64_t>(tokens_.size());
   const int64_t window = std::min<int64_t>(params_.penalty_window, n);
-  return sampler_.Sample(logits, std::span<const int32_t>(tokens_.data() + n - window, window), n);
+  const std::span<const int32_t> recent(tokens_.data() + n - window, window);
+  if (sharded_ != nullptr) return sharded_->Sample(logits, recent, n);
+  return sampler_.Sample(logits, recent, n);
 }
 
 // Acceptance evidence for the planner: the target at `depth` (1-based, below the root) against
@@ -332,7 +345,7 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
     planner_.ObserveDraft(Seconds(t0));
   }
   const auto t1 = std::chrono::steady_clock::now();
-  BuildTree();
+  TS_RETURN_IF_ERROR(BuildTree());
   const bool eager = tree_.size() <= kEagerLogitsRows;
   TS_RETURN_IF_ERROR(Verify(eager));
 
@@ -347,7 +360,7 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
       model_->Logits(hidden_.data() + node * hidden_size_, 1, row_logits_.data());
       logits = row_logits_.data();
     }
-    const int32_t target = SampleNext(logits);
+    TS_ASSIGN_OR_RETURN(const int32_t target, SampleNext(logits));
     RecordTarget(static_cast<int>(path_.size()), target);
     tokens_.push_back(target);
     out.push_back(target);
@@ -403,6 +416,10 @@ Status TokenSwiftDecoder::PlanNext() {
              options_.tree.max_nodes};
   } else {
     plan_ = planner_.Plan(n_conts_, /*fused_ready=*/true);
+    if (sharded_ != nullptr && sharded_->comm()->size() > 1) {
+      // Rank 0 decides (its costs); the others follow. 32 bytes per step.
+      TS_RETURN_IF_ERROR(sharded_->comm()->Broadcast(&plan_, sizeof(plan_), 0));
+    }
   }
   if (plan_.kind == DraftKind::kFused) {
     const auto t0 = std::chrono::steady_clock::now();

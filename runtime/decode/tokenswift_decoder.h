@@ -40,6 +40,7 @@
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/transformer.h"
 #include "runtime/sampling/sampler.h"
+#include "runtime/sampling/sharded_sampler.h"
 
 namespace ts {
 
@@ -62,8 +63,12 @@ class TokenSwiftDecoder : public Decoder {
  public:
   // The cache must hold prompt + committed tokens + options.tree.max_nodes slots; the
   // transformer's max_batch must be at least options.tree.max_nodes.
+  // Tensor parallel: `sharded` samples and ranks draft lists over the rank's vocabulary range
+  // (the model's and the heads' logits cover only that), and rank 0's plan is broadcast every
+  // step, so that timing, which differs between ranks, decides nothing on the others.
   TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHeads* heads,
-                    const SamplingParams& params, const TokenSwiftOptions& options);
+                    const SamplingParams& params, const TokenSwiftOptions& options,
+                    ShardedSampler* sharded = nullptr);
 
   Status Prefill(std::span<const int32_t> prompt) override;
   Status Step(int64_t max_tokens, std::vector<int32_t>& out) override;
@@ -74,14 +79,14 @@ class TokenSwiftDecoder : public Decoder {
  private:
   Status Draft();                          // kSeparate: dist_ rows 0..heads from the root
   Status ApplyHeads(const float* hidden);  // kFused: dist_ rows 0..heads-1 from `hidden`
-  void FillLists(int rows, int k);         // topk_[0..rows) from dist_
-  void BuildTree();                        // tree_ for plan_
-  void BuildStaticTree(int levels);
-  void BuildPlannedTree(int head_depth);
-  Status Verify(bool eager_logits);         // hidden_ (and logits_all_) for every tree node
-  Status Calibrate();                       // verify costs by rows, heads and draft costs
-  Status PlanNext();                        // plan_ for the next step (+ heads when fused)
-  int32_t SampleNext(const float* logits);  // target for position tokens_.size()
+  Status FillLists(int rows, int k);       // topk_[0..rows) from dist_
+  Status BuildTree();                      // tree_ for plan_
+  Status BuildStaticTree(int levels);
+  Status BuildPlannedTree(int head_depth);
+  Status Verify(bool eager_logits);  // hidden_ (and logits_all_) for every tree node
+  Status Calibrate();                // verify costs by rows, heads and draft costs
+  Status PlanNext();                 // plan_ for the next step (+ heads when fused)
+  StatusOr<int32_t> SampleNext(const float* logits);  // target for position tokens_.size()
   void RecordTarget(int depth, int32_t target);
 
   Transformer* model_;
@@ -90,6 +95,7 @@ class TokenSwiftDecoder : public Decoder {
   SamplingParams params_;
   TokenSwiftOptions options_;
   Sampler sampler_;
+  ShardedSampler* sharded_;
   NgramTable ngrams_;
   DraftTree tree_;
   DraftPlanner planner_;
@@ -98,7 +104,7 @@ class TokenSwiftDecoder : public Decoder {
   int list_k_ = 8;                           // top-list length per distribution
   int n_conts_ = 0;                          // n-gram continuations of the root, in conts_
   int64_t next_calibration_ = 0;             // committed length at which to calibrate again
-  int64_t vocab_;
+  int64_t vocab_;  // width of a logits row: the rank's range under tensor parallelism
   int64_t hidden_size_;
   int64_t prompt_len_ = 0;
   std::vector<int32_t> tokens_;  // committed stream

@@ -34,7 +34,14 @@ class ShardedSampler {
   StatusOr<int32_t> Sample(const float* logits, std::span<const int32_t> window_tokens,
                            int64_t position);
 
+  // Sampler::Candidates over the split row: the same k ids in the same order. Each rank offers
+  // its best k survivors and best k removed tokens, one all-gather, then the same merge rule.
+  // Collective.
+  Status Candidates(const float* logits, std::span<const int32_t> window_tokens, int64_t position,
+                    int k, std::vector<int32_t>& out);
+
   Range range() const { return range_; }
+  Communicator* comm() const { return comm_; }
 
  private:
   ShardedSampler(const SamplingParams& params, Range range, Communicator* comm);
@@ -44,6 +51,12 @@ class ShardedSampler {
   std::vector<float> scores_;
   std::vector<uint64_t> seen_;
   std::vector<ScoredToken> candidates_;  // top-p / top-k scratch (one rank only)
+  struct Entry {
+    double value;
+    int32_t id;     // -1: padding
+    int32_t group;  // 0: survives the filters (value = z + G), 1: removed (value = z)
+  };
+  std::vector<Entry> mine_, all_;  // Candidates' offers and the gathered offers
 };
 
 }  // namespace ts

@@ -66,7 +66,7 @@ fi
 for np in 2 3; do
   if timeout 300 "${MPIRUN[@]}" -np "$np" "$tp_check" "${model_args[@]}" >"$tmp/out" 2>"$tmp/err"; then
     n=$(grep -c " ok," "$tmp/out")
-    want=$((np * (3 + 2 * ${#model_args[@]} / 2)))
+    want=$((np * (6 + 2 * ${#model_args[@]} / 2)))
     [ "$n" -eq "$want" ] && ok || bad "tp np $np: $n of $want checks ok: $(cat "$tmp/out")"
     grep -E "rank 0/" "$tmp/out"
   else
@@ -135,6 +135,29 @@ if [ -n "$ts" ] && [ -f "$model" ]; then
   done
   cmp -s "$tmp/det_a.ids" "$tmp/det_b.ids" && [ "$(wc -l <"$tmp/det_a.ids")" -eq 64 ] && ok \
     || bad "tp 2 sampled runs differ or are short"
+  # TokenSwift under TP=2 emits the AR stream of TP=2, greedy and sampled, 1,000 tokens.
+  heads="$(dirname "$0")/../../models/heads/smollm2-135m-instruct-heads.safetensors"
+  for sampling in "--temperature 0" "--temperature 1 --min-p 0.1 --penalty 1.2 --seed 11"; do
+    for mode in ar tokenswift; do
+      # shellcheck disable=SC2086
+      "${MPIRUN[@]}" -np 2 "$ts" "${gen[@]}" -p "Write a story about a dragon." -n 1000 \
+        $sampling --mode "$mode" --heads "$heads" -o "$tmp/tp_$mode.ids" \
+        --stats-json "$tmp/tp_$mode.json" >/dev/null 2>"$tmp/err" \
+        || bad "tp 2 $mode ($sampling) failed: $(head -c 400 "$tmp/err")"
+    done
+    if cmp -s "$tmp/tp_ar.ids" "$tmp/tp_tokenswift.ids" && [ "$(wc -l <"$tmp/tp_ar.ids")" -eq 1000 ]; then
+      ok
+    else
+      bad "tp 2 ($sampling): TokenSwift ids differ from AR's"
+    fi
+    python3 -c "
+import json
+for m in ('ar', 'tokenswift'):
+    s = json.load(open('$tmp/tp_' + m + '.json'))
+    print(f'tp 2 {m} ($sampling): {s[\"tokens_per_second\"]:.1f} tok/s, '
+          f'{s[\"mean_accepted_per_step\"]:.2f} tokens/step, '
+          f'{s[\"comm_bytes_sent_rank0\"] / s[\"steps\"]:.0f} bytes sent per step by rank 0')"
+  done
   kill_midway "kill -9 rank 1" KILL "process rank 1 .*exited on signal 9"
   kill_midway "stop rank 1" STOP "rank 1 does not answer"
 fi

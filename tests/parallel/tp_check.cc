@@ -20,6 +20,8 @@
 #include "kernels/cpu/dequant.h"
 #include "parallel/communicator.h"
 #include "runtime/decode/ar_decoder.h"
+#include "runtime/decode/draft_heads.h"
+#include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
 #include "runtime/engine/model.h"
 #include "runtime/kv/kv_cache.h"
@@ -171,6 +173,62 @@ int CheckGeneration(const char* what, const Model& model, Communicator& comm,
   return first_diff < 0 ? 0 : 1;
 }
 
+// TokenSwift under tensor parallelism (sharded draft lists and targets, rank 0's plan broadcast)
+// against AR under the same split: the same tokens. Random heads and a static tree make every
+// step speculate; the planner run lets timing-dependent plans differ between ranks' own views.
+int CheckTokenSwift(const char* what, const Model& model, Communicator& comm,
+                    const SamplingParams& params, int64_t vocab_block, int64_t count,
+                    const std::string& heads_path, bool static_tree) {
+  std::unique_ptr<Backend> backend = MakeCpuBackend(1);
+  const std::vector<int32_t> prompt = {3, 17, 42, 5, 99, 7, 3, 17, 42, 5, 99, 7};
+  GenerationLimits limits;
+  limits.max_new_tokens = count;
+  limits.ignore_eos = true;
+  auto shard = TpShard::Create(model.config(), model.weights(), &comm, vocab_block);
+  if (!shard.ok()) return 1;
+  auto sampler = ShardedSampler::Create(params, (*shard)->vocab(), &comm);
+  if (!sampler.ok()) return 1;
+  TokenSwiftOptions options;
+  options.tree.max_nodes = 16;
+  options.static_tree = static_tree;
+  options.partial.budget = 64;  // a job longer than the budget: re-selection happens
+  options.partial.recent = 16;
+  options.partial.reselect_room = 8;
+  const int64_t capacity = static_cast<int64_t>(prompt.size()) + count + options.tree.max_nodes;
+  auto run = [&](bool tokenswift) -> StatusOr<std::vector<int32_t>> {
+    const ModelConfig& c = (*shard)->config();
+    TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(c, capacity, DType::kF32));
+    Transformer tf(c, (*shard)->weights(), backend.get(), 16, shard->get());
+    std::unique_ptr<Decoder> decoder;
+    std::unique_ptr<DraftHeads> heads;
+    if (tokenswift) {
+      TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(heads_path, model.config(), 1));
+      decoder = std::make_unique<TokenSwiftDecoder>(&tf, cache.get(), heads.get(), params, options,
+                                                    &*sampler);
+    } else {
+      decoder = std::make_unique<ArDecoder>(&tf, cache.get(), params, &*sampler);
+    }
+    TS_ASSIGN_OR_RETURN(GenerationResult r, Generate(*decoder, prompt, limits, nullptr));
+    return r.tokens;
+  };
+  auto ar = run(false);
+  auto tsw = run(true);
+  if (!ar.ok() || !tsw.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what,
+                 std::string((ar.ok() ? tsw.status() : ar.status()).message()).c_str());
+    comm.Abort(3);
+  }
+  int64_t first_diff = -1;
+  for (int64_t i = 0; i < count && first_diff < 0; ++i) {
+    if ((*ar)[i] != (*tsw)[i]) first_diff = i;
+  }
+  std::printf("%s: rank %d/%d %s, %lld tokens, first difference %lld\n", what, comm.rank(),
+              comm.size(), first_diff < 0 ? "ok" : "FAILED", static_cast<long long>(count),
+              static_cast<long long>(first_diff));
+  std::fflush(stdout);
+  return first_diff < 0 ? 0 : 1;
+}
+
 }  // namespace
 }  // namespace ts
 
@@ -221,6 +279,14 @@ int main(int argc, char** argv) {
     sampled.penalty_window = 64;
     sampled.seed = 9;
     failures += ts::CheckGeneration("generate sampled", *model, **comm, sampled, 32, 200);
+    const std::string heads = (dir / "heads.safetensors").string();
+    if (!ts::WriteRandomHeads(heads, model->config().hidden_size, 5).ok()) return 1;
+    failures += ts::CheckTokenSwift("tokenswift greedy, static tree", *model, **comm, greedy, 32,
+                                    300, heads, true);
+    failures += ts::CheckTokenSwift("tokenswift sampled, static tree", *model, **comm, sampled, 32,
+                                    300, heads, true);
+    failures += ts::CheckTokenSwift("tokenswift sampled, planner", *model, **comm, sampled, 32, 300,
+                                    heads, false);
     fs::remove_all(dir);
   }
   if (!real_model.empty()) {
