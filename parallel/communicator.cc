@@ -40,6 +40,14 @@ int EnvInt(const char* name) {
 
 }  // namespace
 
+int LauncherLocalRank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr) return std::atoi(v);
+  }
+  return 0;
+}
+
 int LauncherWorldSize() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"}) {
     const int n = EnvInt(name);
@@ -61,7 +69,14 @@ StatusOr<std::unique_ptr<Communicator>> MakeCommunicator(const std::string& kind
     return BadInput("--comm mpi: this build has no MPI (configure with -DTS_MPI=ON and Open MPI)");
 #endif
   }
-  return BadInput("--comm: expected local or mpi, got '", kind, "'");
+  if (kind == "nccl") {
+#if TS_NCCL
+    return MakeNcclCommunicator(options, LauncherLocalRank());
+#else
+    return BadInput("--comm nccl: this build has no NCCL (needs the CUDA toolkit and MPI)");
+#endif
+  }
+  return BadInput("--comm: expected local, mpi or nccl, got '", kind, "'");
 }
 
 }  // namespace ts

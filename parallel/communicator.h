@@ -73,10 +73,21 @@ class Communicator {
   [[noreturn]] virtual void Abort(int exit_code) = 0;
 };
 
-// kind: "local", or "mpi" (built with TS_MPI). BadInput for an unknown or unavailable kind.
+// kind: "local", "mpi" (built with TS_MPI) or "nccl" (built with TS_NCCL: the GPU is the
+// node-local rank's). BadInput for an unknown or unavailable kind.
 // "mpi" initialises MPI when nobody has (MPI_THREAD_FUNNELED) and finalises it on destruction.
 StatusOr<std::unique_ptr<Communicator>> MakeCommunicator(const std::string& kind,
                                                          const CommOptions& options);
+
+#if TS_NCCL
+// NCCL over the GPU `device` (its unique id broadcast over MPI). Buffers passed to the
+// collectives are device memory; see nccl_communicator.cc.
+StatusOr<std::unique_ptr<Communicator>> MakeNcclCommunicator(const CommOptions& options,
+                                                             int device);
+#endif
+
+// This process's index among the ranks of its node (the launcher's variables), 0 when none.
+int LauncherLocalRank();
 
 // True when this process was started by mpirun/mpiexec or srun with more than one rank (the
 // launcher's environment variables), so `--tp N` can check it is under a launcher.

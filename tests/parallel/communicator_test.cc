@@ -38,7 +38,7 @@ TEST(LocalCommunicator, CollectivesAreTheIdentity) {
 TEST(MakeCommunicator, RejectsUnknownKindsAndBadTimeouts) {
   auto bad = MakeCommunicator("carrier-pigeon", CommOptions{});
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(), "--comm: expected local or mpi, got 'carrier-pigeon'");
+  EXPECT_EQ(bad.status().message(), "--comm: expected local, mpi or nccl, got 'carrier-pigeon'");
   CommOptions zero;
   zero.timeout_seconds = 0;
   EXPECT_FALSE(MakeCommunicator("local", zero).ok());
