@@ -113,6 +113,7 @@ nlohmann::json BenchJson(const BenchReport& report) {
   j["gen_tokens"] = report.gen_tokens;
   j["interval"] = report.interval;
   j["warmup_tokens"] = report.warmup_tokens;
+  j["tp"] = report.tp;
   j["kv_dtype"] = report.kv_dtype;
   const SamplingParams& s = report.sampling;
   j["sampling"] = {{"seed", s.seed},       {"temperature", s.temperature},

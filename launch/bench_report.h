@@ -100,6 +100,7 @@ struct BenchReport {
   int64_t gen_tokens = 0;
   int64_t interval = 1024;
   int64_t warmup_tokens = 0;  // untimed tokens each mode generated first
+  int tp = 1;                 // tensor-parallel ranks
   std::string mode;           // --mode: ar, tokenswift or both
   SamplingParams sampling;
   std::string heads;            // path, "random:SEED", or empty without TokenSwift

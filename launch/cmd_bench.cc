@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -39,11 +40,15 @@
 #include "launch/commands.h"
 #include "launch/svg_plot.h"
 #include "launch/tokenswift_flags.h"
+#include "parallel/communicator.h"
+#include "runtime/common/logging.h"
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
+#include "runtime/model/tensor_parallel.h"
+#include "runtime/sampling/sharded_sampler.h"
 #include "spdlog/spdlog.h"
 
 namespace ts::cli {
@@ -69,6 +74,8 @@ struct BenchArgs {
   std::string plot;
   std::string out_dir;
   std::string prompt_ids_out;
+  int tp = 1;
+  double comm_timeout = 60.0;
   BackendOptions backend;
 };
 
@@ -103,6 +110,8 @@ struct ModeSetup {
   TokenSwiftOptions options;
   DType kv_dtype;
   bool rss_reset;
+  const TpShard* shard = nullptr;  // tensor parallel: this rank's slices
+  ShardedSampler* sharded = nullptr;
 };
 
 StatusOr<ModeRun> RunMode(const std::string& mode, const ModeSetup& s, const BenchArgs& args,
@@ -116,18 +125,21 @@ StatusOr<ModeRun> RunMode(const std::string& mode, const ModeSetup& s, const Ben
     // A tree verification writes up to max_nodes slots past the committed prefix.
     const int64_t capacity = static_cast<int64_t>(prompt.size()) + args.gen_tokens +
                              (tokenswift ? s.options.tree.max_nodes : 0);
+    const ModelConfig& run_config = s.shard != nullptr ? s.shard->config() : config;
+    const ModelWeights& run_weights = s.shard != nullptr ? s.shard->weights() : s.model->weights();
     TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
-                        KvCache::Create(config, capacity, s.kv_dtype));
+                        KvCache::Create(run_config, capacity, s.kv_dtype));
     Transformer transformer(
-        config, s.model->weights(), s.backend,
+        run_config, run_weights, s.backend,
         tokenswift ? std::max<int64_t>(args.backend.batch_size, s.options.tree.max_nodes)
-                   : args.backend.batch_size);
+                   : args.backend.batch_size,
+        s.shard);
     std::unique_ptr<Decoder> decoder;
     if (tokenswift) {
       decoder = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), s.heads,
-                                                    args.sampling, s.options);
+                                                    args.sampling, s.options, s.sharded);
     } else {
-      decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling);
+      decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling, s.sharded);
     }
     GenerationLimits limits;
     limits.max_new_tokens = args.gen_tokens;
@@ -171,6 +183,12 @@ Status RunBench(const BenchArgs& args) {
     return BadInput("--heads: --mode ", args.mode,
                     " needs draft heads (a safetensors file or an HF checkpoint directory with "
                     "model.medusa_layers.* tensors)");
+  }
+  if (args.tp < 1) return BadInput("--tp: expected at least 1, got ", args.tp);
+  if (args.tp > 1 && LauncherWorldSize() != args.tp) {
+    return BadInput("--tp ", args.tp, ": start ", args.tp, " ranks with mpirun -np ", args.tp,
+                    " (or srun -n ", args.tp, "); this process sees ", LauncherWorldSize(),
+                    " rank(s)");
   }
   if (!args.prompt_ids.empty() && !args.prompt_file.empty()) {
     return BadInput("--prompt-ids / --prompt-file: expected at most one of them");
@@ -237,7 +255,27 @@ Status RunBench(const BenchArgs& args) {
   report.peak_rss_method = rss_reset ? "vmhwm_reset_per_mode"
                                      : "getrusage_process_peak (clear_refs reset refused: "
                                        "figures include earlier modes)";
-  const ModeSetup setup{&model, backend.get(), heads.get(), options, kv_dtype, rss_reset};
+  // Tensor parallel: every rank runs both modes; rank 0 prints and writes the reports.
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<TpShard> shard;
+  std::optional<ShardedSampler> sharded;
+  if (args.tp > 1) {
+    CommOptions comm_options;
+    comm_options.timeout_seconds = args.comm_timeout;
+    TS_ASSIGN_OR_RETURN(comm, MakeCommunicator("mpi", comm_options));
+    SetLogRank(comm->rank());
+    const int64_t vocab_block = config.vocab_size >= 1024 * args.tp ? 1024 : 32;
+    TS_ASSIGN_OR_RETURN(shard, TpShard::Create(config, model.weights(), comm.get(), vocab_block));
+    TS_ASSIGN_OR_RETURN(ShardedSampler ss,
+                        ShardedSampler::Create(args.sampling, shard->vocab(), comm.get()));
+    sharded.emplace(std::move(ss));
+    report.tp = args.tp;
+  }
+  const bool printer = comm == nullptr || comm->rank() == 0;
+  if (!printer) json_path = md_path = svg_path = "";
+  const ModeSetup setup{
+      &model,   backend.get(), heads.get(), options,
+      kv_dtype, rss_reset,     shard.get(), sharded.has_value() ? &*sharded : nullptr};
   if (args.warmup > 0) {
     // Untimed: the first run of a process pays for cold caches, page faults and clock ramp-up,
     // which would count against whichever mode runs first.
@@ -253,18 +291,19 @@ Status RunBench(const BenchArgs& args) {
     if (args.mode != "both" && args.mode != mode) continue;
     TS_ASSIGN_OR_RETURN(ModeRun run, RunMode(mode, setup, args, prompt));
     const ModeFigures f = Figures(run);
-    std::printf(
-        "tokenswift bench: %-10s prompt %lld tokens at %.1f tok/s, generated %zu tokens in "
-        "%.2f s: %.2f tok/s, %.3f tokens/step, peak RSS %.1f MiB\n",
-        mode, static_cast<long long>(run.result.prompt_tokens), f.prefill_tokens_per_second,
-        run.result.tokens.size(), run.result.decode_seconds, f.tokens_per_second,
-        f.mean_accepted_per_step, run.peak_rss_bytes / 1048576.0);
+    if (printer)
+      std::printf(
+          "tokenswift bench: %-10s prompt %lld tokens at %.1f tok/s, generated %zu tokens in "
+          "%.2f s: %.2f tok/s, %.3f tokens/step, peak RSS %.1f MiB\n",
+          mode, static_cast<long long>(run.result.prompt_tokens), f.prefill_tokens_per_second,
+          run.result.tokens.size(), run.result.decode_seconds, f.tokens_per_second,
+          f.mean_accepted_per_step, run.peak_rss_bytes / 1048576.0);
     std::fflush(stdout);
     report.runs.push_back(std::move(run));
   }
   const std::optional<double> speedup = report.Speedup();
   const std::optional<bool> lossless = report.Lossless();
-  if (speedup.has_value()) {
+  if (speedup.has_value() && printer) {
     std::printf("tokenswift bench: TokenSwift / AR tokens/s = %.3fx, lossless: %s\n", *speedup,
                 *lossless ? "true" : "false");
   }
@@ -295,6 +334,12 @@ void RegisterBench(CLI::App& app, Status* result) {
       ->capture_default_str();
   sub->add_option("--mode", args->mode, "ar, tokenswift or both (AR first)")->capture_default_str();
   sub->add_option("--heads", args->heads, "draft heads (safetensors) for TokenSwift");
+  sub->add_option("--tp,--tensor-parallel-size", args->tp,
+                  "tensor-parallel ranks (start them with mpirun -np N or srun -n N)")
+      ->capture_default_str();
+  sub->add_option("--comm-timeout", args->comm_timeout,
+                  "seconds a collective may wait for the other ranks before the job is ended")
+      ->capture_default_str();
   sub->add_option("--random-heads", args->random_heads,
                   "untrained random heads with this seed instead of --heads (tests)")
       ->group("");

@@ -132,6 +132,7 @@ fi
 expect_error 2 "--mode" -- bench --model "$tmp/trunc.gguf" --mode xyz
 expect_error 2 "--interval" -- bench --model "$tmp/trunc.gguf" --mode ar --interval 0
 expect_error 2 "--warmup" -- bench --model "$tmp/trunc.gguf" --mode ar --warmup -1
+expect_error 2 "--tp 2" -- bench --model "$tmp/trunc.gguf" --mode ar --tp 2
 expect_error 2 "--tree" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --tree 1,0,3
 expect_error 2 "--heads" -- bench --model "$tmp/trunc.gguf" --mode both
 expect_error 2 "--top-p" -- bench --model "$tmp/trunc.gguf" --mode ar --top-p 0

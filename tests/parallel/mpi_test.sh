@@ -158,6 +158,15 @@ for m in ('ar', 'tokenswift'):
           f'{s[\"mean_accepted_per_step\"]:.2f} tokens/step, '
           f'{s[\"comm_bytes_sent_rank0\"] / s[\"steps\"]:.0f} bytes sent per step by rank 0')"
   done
+  # bench --tp 2: both modes, lossless, rank 0 writes the report.
+  if "${MPIRUN[@]}" -np 2 "$ts" bench --model "$model" --tp 2 -t 1 --heads "$heads" \
+      --prompt-tokens 64 --gen-tokens 96 --interval 32 --out-dir "$tmp/bench" >"$tmp/out" 2>"$tmp/err"; then
+    grep -q "lossless: true" "$tmp/out" && python3 -c "
+import json; j = json.load(open('$tmp/bench/bench.json')); assert j['tp'] == 2 and j['lossless']" \
+      && ok || bad "bench --tp 2: $(cat "$tmp/out")"
+  else
+    bad "bench --tp 2 failed: $(head -c 400 "$tmp/err")"
+  fi
   kill_midway "kill -9 rank 1" KILL "process rank 1 .*exited on signal 9"
   kill_midway "stop rank 1" STOP "rank 1 does not answer"
 fi
