@@ -10,5 +10,5 @@ if(TS_MPI)
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_test.sh $<TARGET_FILE:ts_mpi_check>
                    $<TARGET_FILE:ts_tp_check> $<TARGET_FILE:tokenswift>)
   set_tests_properties(parallel.mpi_collectives_and_failures
-                       PROPERTIES LABELS parallel TIMEOUT 300)
+                       PROPERTIES LABELS parallel TIMEOUT 1200)
 endif()
