@@ -135,28 +135,31 @@ if [ -n "$ts" ] && [ -f "$model" ]; then
   done
   cmp -s "$tmp/det_a.ids" "$tmp/det_b.ids" && [ "$(wc -l <"$tmp/det_a.ids")" -eq 64 ] && ok \
     || bad "tp 2 sampled runs differ or are short"
-  # TokenSwift under TP=2 emits the AR stream of TP=2, greedy and sampled, 1,000 tokens.
+  # TokenSwift under TP=N emits the AR stream of TP=N, greedy and sampled, 1,000 tokens.
   heads="$(dirname "$0")/../../models/heads/smollm2-135m-instruct-heads.safetensors"
-  for sampling in "--temperature 0" "--temperature 1 --min-p 0.1 --penalty 1.2 --seed 11"; do
-    for mode in ar tokenswift; do
-      # shellcheck disable=SC2086
-      "${MPIRUN[@]}" -np 2 "$ts" "${gen[@]}" -p "Write a story about a dragon." -n 1000 \
-        $sampling --mode "$mode" --heads "$heads" -o "$tmp/tp_$mode.ids" \
-        --stats-json "$tmp/tp_$mode.json" >/dev/null 2>"$tmp/err" \
-        || bad "tp 2 $mode ($sampling) failed: $(head -c 400 "$tmp/err")"
-    done
-    if cmp -s "$tmp/tp_ar.ids" "$tmp/tp_tokenswift.ids" && [ "$(wc -l <"$tmp/tp_ar.ids")" -eq 1000 ]; then
-      ok
-    else
-      bad "tp 2 ($sampling): TokenSwift ids differ from AR's"
-    fi
-    python3 -c "
+  for np in 2 3; do
+    for sampling in "--temperature 0" "--temperature 1 --min-p 0.1 --penalty 1.2 --seed 11"; do
+      for mode in ar tokenswift; do
+        # shellcheck disable=SC2086
+        "${MPIRUN[@]}" -np "$np" "$ts" generate --model "$model" --tp "$np" -t 1 -q --ignore-eos \
+          -p "Write a story about a dragon." -n 1000 $sampling --mode "$mode" --heads "$heads" \
+          -o "$tmp/tp_$mode.ids" --stats-json "$tmp/tp_$mode.json" >/dev/null 2>"$tmp/err" \
+          || bad "tp $np $mode ($sampling) failed: $(head -c 400 "$tmp/err")"
+      done
+      if cmp -s "$tmp/tp_ar.ids" "$tmp/tp_tokenswift.ids" \
+          && [ "$(wc -l <"$tmp/tp_ar.ids")" -eq 1000 ]; then
+        ok
+      else
+        bad "tp $np ($sampling): TokenSwift ids differ from AR's"
+      fi
+      python3 -c "
 import json
 for m in ('ar', 'tokenswift'):
     s = json.load(open('$tmp/tp_' + m + '.json'))
-    print(f'tp 2 {m} ($sampling): {s[\"tokens_per_second\"]:.1f} tok/s, '
+    print(f'tp $np {m} ($sampling): {s[\"tokens_per_second\"]:.1f} tok/s, '
           f'{s[\"mean_accepted_per_step\"]:.2f} tokens/step, '
           f'{s[\"comm_bytes_sent_rank0\"] / s[\"steps\"]:.0f} bytes sent per step by rank 0')"
+    done
   done
   # bench --tp 2: both modes, lossless, rank 0 writes the report.
   if "${MPIRUN[@]}" -np 2 "$ts" bench --model "$model" --tp 2 -t 1 --heads "$heads" \
