@@ -229,7 +229,8 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
   // 4. Output.
   std::map<std::string, std::string> metadata = {
       {"format", "pt"},
-      {"tokenswift.base_model", args.model},
+      // The file name only: heads files are committed and shared.
+      {"tokenswift.base_model", std::filesystem::path(args.model).filename().string()},
       {"tokenswift.training_tokens", std::to_string(data.tokens)},
       {"tokenswift.epochs", std::to_string(args.epochs)},
       {"tokenswift.data", args.data.empty() ? "self-distillation" : args.data}};
