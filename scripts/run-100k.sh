@@ -4,6 +4,9 @@
 # stop or a crash and it continues from the token ids already in $DIR/ids.txt (generate
 # --resume: same tokens as one uninterrupted run). Each segment appends its stats JSON to
 # $DIR/segments.jsonl and its log to $DIR/log.txt; $DIR/done is written at the end.
+# A segment killed with the session writes no stats JSON; segments.txt keeps every segment's
+# start and end (time and ids so far), so the total time covers killed segments too (their end
+# is the last progress line of log.txt before the next start).
 # Usage: bash scripts/run-100k.sh [tokenswift binary]
 #   TS_RUN_DIR (default ${TS_CACHE_DIR:-~/.cache/tokenswift}/runs/100k), TS_100K_TOKENS (100000),
 #   TS_THREADS (nproc)
@@ -20,6 +23,8 @@ if [ -f "$DIR/done" ]; then
 fi
 # The prompt is at most a few hundred tokens; the context is sized for prompt + N.
 CTX=$((N + 1024))
+have=$( [ -f "$DIR/ids.txt" ] && wc -l <"$DIR/ids.txt" || echo 0)
+echo "start $(date +%s) $(date -Is) ids=$have" >>"$DIR/segments.txt"
 "$B" --log-level info generate --model "$MODEL" --chat \
   --prompt "Write a very long novel, chapter after chapter, about a family of lighthouse keepers across five generations. Describe every character, place and event in detail." \
   --mode tokenswift --heads models/heads/smollm2-135m-instruct-heads.safetensors \
@@ -33,6 +38,7 @@ if [ -f "$DIR/segment.json" ]; then
   rm "$DIR/segment.json"
 fi
 have=$(wc -l <"$DIR/ids.txt")
+echo "end $(date +%s) $(date -Is) ids=$have" >>"$DIR/segments.txt"
 if [ "$have" -ge "$N" ]; then
   python3 - "$DIR" <<'PY' | tee "$DIR/done"
 import json, sys
@@ -42,7 +48,20 @@ gen = sum(s["generated_tokens"] for s in segs)
 dec = sum(s["seconds"] for s in segs)
 pre = sum(s["prefill_seconds"] for s in segs)
 rss = max(s["peak_rss_bytes"] for s in segs)
-print(f"run-100k: {gen} tokens in {len(segs)} segment(s): decode {dec:.0f} s ({gen / dec:.1f} tok/s), "
-      f"prefill/re-prefill {pre:.0f} s, peak RSS {rss / 2**20:.0f} MiB")
+ids = sum(1 for _ in open(d + "/ids.txt"))
+# Wall time per segment from segments.txt: a start without its end (killed) ends at the next start
+# at the latest; log.txt's last progress line before it is the better estimate, read by hand.
+events = [l.split() for l in open(d + "/segments.txt") if l.strip()]
+wall, start = 0, None
+for e in events:
+    if e[0] == "start":
+        start = int(e[1])
+    elif e[0] == "end" and start is not None:
+        wall += int(e[1]) - start
+        start = None
+killed = sum(1 for e in events if e[0] == "start") - sum(1 for e in events if e[0] == "end")
+print(f"run-100k: {ids} tokens; {len(segs)} segment(s) with stats: {gen} tokens, decode {dec:.0f} s "
+      f"({gen / dec:.1f} tok/s), prefill/re-prefill {pre:.0f} s, peak RSS {rss / 2**20:.0f} MiB; "
+      f"wall time of ended segments {wall} s; {killed} segment(s) killed (see log.txt)")
 PY
 fi
