@@ -39,16 +39,13 @@
 #include "launch/cli_common.h"
 #include "launch/commands.h"
 #include "launch/svg_plot.h"
+#include "launch/tensor_parallel_flags.h"
 #include "launch/tokenswift_flags.h"
-#include "parallel/communicator.h"
-#include "runtime/common/logging.h"
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
-#include "runtime/model/tensor_parallel.h"
-#include "runtime/sampling/sharded_sampler.h"
 #include "spdlog/spdlog.h"
 
 namespace ts::cli {
@@ -74,8 +71,7 @@ struct BenchArgs {
   std::string plot;
   std::string out_dir;
   std::string prompt_ids_out;
-  int tp = 1;
-  double comm_timeout = 60.0;
+  TensorParallelFlags parallel;
   BackendOptions backend;
 };
 
@@ -184,12 +180,7 @@ Status RunBench(const BenchArgs& args) {
                     " needs draft heads (a safetensors file or an HF checkpoint directory with "
                     "model.medusa_layers.* tensors)");
   }
-  if (args.tp < 1) return BadInput("--tp: expected at least 1, got ", args.tp);
-  if (args.tp > 1 && LauncherWorldSize() != args.tp) {
-    return BadInput("--tp ", args.tp, ": start ", args.tp, " ranks with mpirun -np ", args.tp,
-                    " (or srun -n ", args.tp, "); this process sees ", LauncherWorldSize(),
-                    " rank(s)");
-  }
+  TS_RETURN_IF_ERROR(ValidateTensorParallel(args.parallel));
   if (!args.prompt_ids.empty() && !args.prompt_file.empty()) {
     return BadInput("--prompt-ids / --prompt-file: expected at most one of them");
   }
@@ -256,26 +247,13 @@ Status RunBench(const BenchArgs& args) {
                                      : "getrusage_process_peak (clear_refs reset refused: "
                                        "figures include earlier modes)";
   // Tensor parallel: every rank runs both modes; rank 0 prints and writes the reports.
-  std::unique_ptr<Communicator> comm;
-  std::unique_ptr<TpShard> shard;
-  std::optional<ShardedSampler> sharded;
-  if (args.tp > 1) {
-    CommOptions comm_options;
-    comm_options.timeout_seconds = args.comm_timeout;
-    TS_ASSIGN_OR_RETURN(comm, MakeCommunicator("mpi", comm_options));
-    SetLogRank(comm->rank());
-    const int64_t vocab_block = config.vocab_size >= 1024 * args.tp ? 1024 : 32;
-    TS_ASSIGN_OR_RETURN(shard, TpShard::Create(config, model.weights(), comm.get(), vocab_block));
-    TS_ASSIGN_OR_RETURN(ShardedSampler ss,
-                        ShardedSampler::Create(args.sampling, shard->vocab(), comm.get()));
-    sharded.emplace(std::move(ss));
-    report.tp = args.tp;
-  }
-  const bool printer = comm == nullptr || comm->rank() == 0;
+  TS_ASSIGN_OR_RETURN(TensorParallelRank parallel,
+                      SetUpTensorParallel(args.parallel, model, args.sampling));
+  report.tp = args.parallel.tp;
+  const bool printer = parallel.printer();
   if (!printer) json_path = md_path = svg_path = "";
-  const ModeSetup setup{
-      &model,   backend.get(), heads.get(), options,
-      kv_dtype, rss_reset,     shard.get(), sharded.has_value() ? &*sharded : nullptr};
+  const ModeSetup setup{&model,   backend.get(), heads.get(),          options,
+                        kv_dtype, rss_reset,     parallel.shard.get(), parallel.sharded()};
   if (args.warmup > 0) {
     // Untimed: the first run of a process pays for cold caches, page faults and clock ramp-up,
     // which would count against whichever mode runs first.
@@ -334,12 +312,7 @@ void RegisterBench(CLI::App& app, Status* result) {
       ->capture_default_str();
   sub->add_option("--mode", args->mode, "ar, tokenswift or both (AR first)")->capture_default_str();
   sub->add_option("--heads", args->heads, "draft heads (safetensors) for TokenSwift");
-  sub->add_option("--tp,--tensor-parallel-size", args->tp,
-                  "tensor-parallel ranks (start them with mpirun -np N or srun -n N)")
-      ->capture_default_str();
-  sub->add_option("--comm-timeout", args->comm_timeout,
-                  "seconds a collective may wait for the other ranks before the job is ended")
-      ->capture_default_str();
+  AddTensorParallelOptions(sub, &args->parallel);
   sub->add_option("--random-heads", args->random_heads,
                   "untrained random heads with this seed instead of --heads (tests)")
       ->group("");

@@ -12,18 +12,15 @@
 #include "absl/strings/numbers.h"
 #include "launch/cli_common.h"
 #include "launch/commands.h"
+#include "launch/tensor_parallel_flags.h"
 #include "launch/tokenswift_flags.h"
 #include "nlohmann/json.hpp"
-#include "parallel/communicator.h"
-#include "runtime/common/logging.h"
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
 #include "runtime/engine/memory_budget.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
-#include "runtime/model/tensor_parallel.h"
-#include "runtime/sampling/sharded_sampler.h"
 #include "spdlog/spdlog.h"
 
 namespace ts::cli {
@@ -45,8 +42,7 @@ struct GenerateArgs {
   bool resume = false;
   std::string stats_json;
   bool quiet = false;
-  int tp = 1;
-  double comm_timeout = 60.0;
+  TensorParallelFlags parallel;
   BackendOptions backend;
 };
 
@@ -168,14 +164,7 @@ Status RunGenerate(const GenerateArgs& args) {
     return BadInput("--prompt / --prompt-file: expected exactly one of them");
   }
   if (args.max_new_tokens < 1) return BadInput("--max-new-tokens: expected at least 1");
-  if (args.tp < 1) return BadInput("--tp: expected at least 1, got ", args.tp);
-  if (args.tp > 1) {
-    const int world = LauncherWorldSize();
-    if (world != args.tp) {
-      return BadInput("--tp ", args.tp, ": start ", args.tp, " ranks with mpirun -np ", args.tp,
-                      " (or srun -n ", args.tp, "); this process sees ", world, " rank(s)");
-    }
-  }
+  TS_RETURN_IF_ERROR(ValidateTensorParallel(args.parallel));
   if (args.resume && args.output.empty()) {
     return BadInput("--resume: needs --output FILE, the token ids an earlier run wrote");
   }
@@ -227,20 +216,11 @@ Status RunGenerate(const GenerateArgs& args) {
   const int64_t capacity = needed + (tokenswift ? ts_options.tree.max_nodes : 0);
   // Everything large is allocated now, before prefill: a job that cannot fit fails here.
   // Tensor parallel: this rank's communicator and slices; its KV cache holds its KV heads only.
-  std::unique_ptr<Communicator> comm;
-  std::unique_ptr<TpShard> shard;
-  if (args.tp > 1) {
-    CommOptions comm_options;
-    comm_options.timeout_seconds = args.comm_timeout;
-    TS_ASSIGN_OR_RETURN(comm, MakeCommunicator("mpi", comm_options));
-    SetLogRank(comm->rank());
-    const int64_t vocab_block = config.vocab_size >= 1024 * args.tp ? 1024 : 32;
-    TS_ASSIGN_OR_RETURN(shard, TpShard::Create(config, model.weights(), comm.get(), vocab_block));
-    spdlog::info("{}", shard->plan().Describe());
-  }
-  const bool printer = comm == nullptr || comm->rank() == 0;  // one rank prints and writes
-  const ModelConfig& run_config = shard != nullptr ? shard->config() : config;
-  const ModelWeights& run_weights = shard != nullptr ? shard->weights() : model.weights();
+  TS_ASSIGN_OR_RETURN(TensorParallelRank parallel,
+                      SetUpTensorParallel(args.parallel, model, args.sampling));
+  const bool printer = parallel.printer();
+  Communicator* comm = parallel.comm.get();
+  const ModelConfig& run_config = parallel.config(model);
   TS_RETURN_IF_ERROR(CheckMemory(
       static_cast<int64_t>(KvCache::BytesFor(run_config, capacity, kv_dtype)) + (64 << 20),
       absl::StrCat("the KV cache for ", capacity, " tokens (", args.backend.kv_dtype, ")"),
@@ -256,28 +236,21 @@ Status RunGenerate(const GenerateArgs& args) {
                args.model, config.n_layers, config.hidden_size, config.vocab_size,
                prompt_ids.size(), cache->bytes() / 1048576.0);
 
-  Transformer transformer(run_config, run_weights, backend.get(),
+  Transformer transformer(run_config, parallel.weights(model), backend.get(),
                           std::max<int64_t>(args.backend.batch_size, ts_options.tree.max_nodes),
-                          shard.get());
-  std::optional<ShardedSampler> sharded;
-  if (shard != nullptr) {
-    TS_ASSIGN_OR_RETURN(ShardedSampler s,
-                        ShardedSampler::Create(args.sampling, shard->vocab(), comm.get()));
-    sharded.emplace(std::move(s));
-  }
+                          parallel.shard.get());
   std::unique_ptr<DraftHeads> heads;
   std::unique_ptr<Decoder> decoder;
   const TokenSwiftDecoder* ts_decoder = nullptr;
   if (tokenswift) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
-    auto d =
-        std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(), args.sampling,
-                                            ts_options, sharded.has_value() ? &*sharded : nullptr);
+    auto d = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(),
+                                                 args.sampling, ts_options, parallel.sharded());
     ts_decoder = d.get();
     decoder = std::move(d);
   } else {
-    decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling,
-                                          sharded.has_value() ? &*sharded : nullptr);
+    decoder =
+        std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling, parallel.sharded());
   }
   GenerationLimits limits;
   limits.max_new_tokens = args.max_new_tokens - static_cast<int64_t>(resumed.size());
@@ -358,7 +331,7 @@ Status RunGenerate(const GenerateArgs& args) {
     j["peak_rss_bytes"] = PeakRssBytes();
     j["stop_reason"] = result.stop_reason;
     j["threads"] = args.backend.threads;
-    j["tp"] = args.tp;
+    j["tp"] = args.parallel.tp;
     if (comm != nullptr) j["comm_bytes_sent_rank0"] = comm->bytes_sent();
     j["seed"] = args.sampling.seed;
     if (ts_decoder != nullptr) {
@@ -424,12 +397,7 @@ void RegisterGenerate(CLI::App& app, Status* result) {
                 "stop): same flags, same tokens as one uninterrupted run");
   sub->add_option("--stats-json", args->stats_json, "write run statistics as JSON");
   sub->add_flag("-q,--quiet", args->quiet, "do not print the generated text");
-  sub->add_option("--tp,--tensor-parallel-size", args->tp,
-                  "tensor-parallel ranks (start them with mpirun -np N or srun -n N)")
-      ->capture_default_str();
-  sub->add_option("--comm-timeout", args->comm_timeout,
-                  "seconds a collective may wait for the other ranks before the job is ended")
-      ->capture_default_str();
+  AddTensorParallelOptions(sub, &args->parallel);
   AddBackendOptions(sub, &args->backend);
   sub->callback([args, result] { *result = RunGenerate(*args); });
 }

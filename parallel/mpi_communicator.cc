@@ -90,10 +90,10 @@ class MpiCommunicator final : public Communicator {
   StatusOr<ValueIndex> MaxReduce(const ValueIndex& mine) override {
     // A gather of 16 bytes per rank and the reduction rule applied in rank order: ties are
     // broken by index exactly as BetterOf says, which MPI_MAXLOC on doubles would not promise.
-    std::vector<ValueIndex> all(size_);
-    TS_RETURN_IF_ERROR(AllGather(&mine, sizeof(ValueIndex), all.data()));
-    ValueIndex best = all[0];
-    for (int r = 1; r < size_; ++r) best = BetterOf(best, all[r]);
+    candidates_.resize(size_);  // no allocation after the first call (twice per token)
+    TS_RETURN_IF_ERROR(AllGather(&mine, sizeof(ValueIndex), candidates_.data()));
+    ValueIndex best = candidates_[0];
+    for (int r = 1; r < size_; ++r) best = BetterOf(best, candidates_[r]);
     return best;
   }
 
@@ -206,6 +206,7 @@ class MpiCommunicator final : public Communicator {
   int64_t sequence_ = 0;
   int64_t bytes_sent_ = 0;
   std::vector<unsigned char> gather_;
+  std::vector<ValueIndex> candidates_;  // MaxReduce's gathered candidates
 };
 
 }  // namespace

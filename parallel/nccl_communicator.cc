@@ -100,7 +100,8 @@ class NcclCommunicator final : public Communicator {
         cudaMemcpyAsync(slots, &mine, sizeof(ValueIndex), cudaMemcpyHostToDevice, stream_);
     if (e != cudaSuccess) return CudaError("cudaMemcpyAsync", e);
     TS_RETURN_IF_ERROR(AllGather(slots, sizeof(ValueIndex), slots + 1));
-    std::vector<ValueIndex> all(size_);
+    std::vector<ValueIndex>& all = candidates_;
+    all.resize(size_);  // no allocation after the first call
     e = cudaMemcpyAsync(all.data(), slots + 1, sizeof(ValueIndex) * size_, cudaMemcpyDeviceToHost,
                         stream_);
     if (e != cudaSuccess) return CudaError("cudaMemcpyAsync", e);
@@ -164,6 +165,7 @@ class NcclCommunicator final : public Communicator {
   void* staging_ = nullptr;
   int64_t sequence_ = 0;
   int64_t bytes_sent_ = 0;
+  std::vector<ValueIndex> candidates_;  // MaxReduce's gathered candidates (host)
 };
 
 }  // namespace

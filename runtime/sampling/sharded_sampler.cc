@@ -31,18 +31,24 @@ StatusOr<ShardedSampler> ShardedSampler::Create(const SamplingParams& params, Ra
   return ShardedSampler(params, range, comm);
 }
 
-StatusOr<int32_t> ShardedSampler::Sample(const float* logits,
-                                         std::span<const int32_t> window_tokens, int64_t position) {
+StatusOr<ValueIndex> ShardedSampler::Score(const float* logits,
+                                           std::span<const int32_t> window_tokens) {
   if (static_cast<int64_t>(window_tokens.size()) > params_.penalty_window) {
     window_tokens = window_tokens.last(static_cast<size_t>(params_.penalty_window));
   }
-  const bool greedy = IsGreedy(params_);
-  const std::span<float> z(scores_.data(), scores_.size());
   const ScoreStats local =
       ScoreRange(std::span<const float>(logits, scores_.size()), range_.begin, window_tokens,
-                 params_.penalty, greedy ? 1.0f : params_.temperature, z, seen_);
+                 params_.penalty, IsGreedy(params_) ? 1.0f : params_.temperature,
+                 std::span<float>(scores_.data(), scores_.size()), seen_);
   // z_max and the lowest id holding it, over all ranks: the greedy token.
-  TS_ASSIGN_OR_RETURN(const ValueIndex top, comm_->MaxReduce({local.max, local.argmax}));
+  return comm_->MaxReduce({local.max, local.argmax});
+}
+
+StatusOr<int32_t> ShardedSampler::Sample(const float* logits,
+                                         std::span<const int32_t> window_tokens, int64_t position) {
+  TS_ASSIGN_OR_RETURN(const ValueIndex top, Score(logits, window_tokens));
+  const bool greedy = IsGreedy(params_);
+  const std::span<float> z(scores_.data(), scores_.size());
   if (greedy || std::isinf(top.value)) return static_cast<int32_t>(top.index);
 
   // With several ranks only min-p is on, whose cutoff depends on z_max alone (Create refused the
@@ -58,22 +64,18 @@ Status ShardedSampler::Candidates(const float* logits, std::span<const int32_t> 
                                   int64_t position, int k, std::vector<int32_t>& out) {
   out.clear();
   if (k <= 0) return absl::OkStatus();
-  if (static_cast<int64_t>(window_tokens.size()) > params_.penalty_window) {
-    window_tokens = window_tokens.last(static_cast<size_t>(params_.penalty_window));
-  }
+  TS_ASSIGN_OR_RETURN(const ValueIndex top, Score(logits, window_tokens));
   const bool greedy = IsGreedy(params_);
   const std::span<float> z(scores_.data(), scores_.size());
-  const ScoreStats local =
-      ScoreRange(std::span<const float>(logits, scores_.size()), range_.begin, window_tokens,
-                 params_.penalty, greedy ? 1.0f : params_.temperature, z, seen_);
-  TS_ASSIGN_OR_RETURN(const ValueIndex top, comm_->MaxReduce({local.max, local.argmax}));
   auto before = [](const Entry& a, const Entry& b) {
     if (a.group != b.group) return a.group < b.group;
     if (a.value != b.value) return a.value > b.value;
     return a.id < b.id;
   };
   // The rank's best k of each group, by insertion into a sorted list of at most k.
-  std::vector<Entry> groups[2];
+  std::vector<Entry>* groups = groups_;
+  groups[0].clear();
+  groups[1].clear();
   auto offer = [&](std::vector<Entry>& list, Entry e) {
     if (static_cast<int>(list.size()) == k && !before(e, list.back())) return;
     if (static_cast<int>(list.size()) < k) list.push_back(e);

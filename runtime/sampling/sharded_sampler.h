@@ -45,6 +45,9 @@ class ShardedSampler {
 
  private:
   ShardedSampler(const SamplingParams& params, Range range, Communicator* comm);
+  // scores_ <- the rank's processed scores (penalty, temperature); returns (z_max, argmax) over
+  // all ranks. Collective.
+  StatusOr<ValueIndex> Score(const float* logits, std::span<const int32_t> window_tokens);
   SamplingParams params_;
   Range range_;
   Communicator* comm_;
@@ -56,6 +59,7 @@ class ShardedSampler {
     int32_t id;     // -1: padding
     int32_t group;  // 0: survives the filters (value = z + G), 1: removed (value = z)
   };
+  std::vector<Entry> groups_[2];   // Candidates' best survivors and best removed tokens
   std::vector<Entry> mine_, all_;  // Candidates' offers and the gathered offers
 };
 

@@ -1,0 +1,46 @@
+// `--tp N` and `--comm-timeout S`, shared by generate and bench: the flags, their check before the
+// model is opened, and the rank's communicator, weight slices and sharded sampler after.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "CLI/CLI.hpp"
+#include "parallel/communicator.h"
+#include "runtime/common/status.h"
+#include "runtime/engine/model.h"
+#include "runtime/model/tensor_parallel.h"
+#include "runtime/sampling/sharded_sampler.h"
+
+namespace ts::cli {
+
+struct TensorParallelFlags {
+  int tp = 1;
+  double comm_timeout = 60.0;
+};
+
+void AddTensorParallelOptions(CLI::App* sub, TensorParallelFlags* flags);
+
+// BadInput naming --tp when N < 1, or N > 1 without N ranks started by a launcher.
+Status ValidateTensorParallel(const TensorParallelFlags& flags);
+
+// One rank's share of a tensor-parallel job; empty (single process) when --tp is 1.
+struct TensorParallelRank {
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<TpShard> shard;
+  std::optional<ShardedSampler> sampler;
+
+  bool printer() const { return comm == nullptr || comm->rank() == 0; }  // prints and writes
+  ShardedSampler* sharded() { return sampler.has_value() ? &*sampler : nullptr; }
+  const ModelConfig& config(const Model& m) const { return shard ? shard->config() : m.config(); }
+  const ModelWeights& weights(const Model& m) const {
+    return shard ? shard->weights() : m.weights();
+  }
+};
+
+// --tp > 1: MPI communicator (rank in the log prefix), the rank's slices and sampler.
+StatusOr<TensorParallelRank> SetUpTensorParallel(const TensorParallelFlags& flags,
+                                                 const Model& model,
+                                                 const SamplingParams& sampling);
+
+}  // namespace ts::cli
