@@ -249,6 +249,9 @@ Status RunBench(const BenchArgs& args) {
   // Tensor parallel: every rank runs both modes; rank 0 prints and writes the reports.
   TS_ASSIGN_OR_RETURN(TensorParallelRank parallel,
                       SetUpTensorParallel(args.parallel, model, args.sampling));
+  if (heads != nullptr && parallel.shard != nullptr) {
+    TS_RETURN_IF_ERROR(heads->Shard(parallel.shard->plan().draft_hidden, parallel.comm.get()));
+  }
   report.tp = args.parallel.tp;
   const bool printer = parallel.printer();
   if (!printer) json_path = md_path = svg_path = "";

@@ -145,6 +145,7 @@ StatusOr<std::unique_ptr<DraftHeads>> DraftHeads::Load(const std::string& path,
     heads->heads_.push_back(w);
   }
 
+  heads->rows_ = {0, h};
   const size_t scratch = static_cast<size_t>(max_rows * h);
   heads->normed_.assign(scratch, 0.0f);
   heads->post_normed_.assign(scratch * heads->heads_.size(), 0.0f);
@@ -172,7 +173,11 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
     const DraftHeadWeights& w = heads_[i];
     float* next = (i % 2 == 0) ? stream_a_.data() : stream_b_.data();  // x_{i+1}
     backend.RmsNorm(prev, w.input_norm, n, hidden_, eps_, normed);
-    backend.MatMul(w.linear, normed, n, next);
+    if (comm_ == nullptr) {
+      backend.MatMul(w.linear, normed, n, next);
+    } else {
+      TS_RETURN_IF_ERROR(ShardedLinear(backend, w.linear, normed, n, next));
+    }
     backend.Add(next, prev, count);  // linear(norm(x_i)) + x_i
     backend.RmsNorm(next, w.post_norm, n, hidden_, eps_, post_normed_.data() + i * count);
     prev = next;
@@ -180,6 +185,65 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
   // One lm_head product for every head's rows: the weights are read once (rows are independent,
   // so each row's logits equal a product of that row alone).
   backend.MatMul(lm_head, post_normed_.data(), n * num_heads(), logits_out);
+  return absl::OkStatus();
+}
+
+Status DraftHeads::Shard(Range rows, Communicator* comm) {
+  if (comm == nullptr || comm->size() == 1) return absl::OkStatus();
+  if (comm_ != nullptr) return absl::InternalError("draft heads: already sharded");
+  const int world = comm->size();
+  const int64_t mine[2] = {rows.begin, rows.end};
+  std::vector<int64_t> all(2 * static_cast<size_t>(world));
+  TS_RETURN_IF_ERROR(comm->AllGather(mine, sizeof(mine), all.data()));
+  all_rows_.clear();
+  int64_t at = 0;
+  for (int r = 0; r < world; ++r) {
+    const Range rr{all[2 * r], all[2 * r + 1]};
+    if (rr.begin != at || rr.end < rr.begin || rr.end > hidden_) {
+      return BadInput("draft heads (", source_, "): rank ", r, " rows [", rr.begin, ", ", rr.end,
+                      ") do not continue the split of ", hidden_, " rows at ", at);
+    }
+    all_rows_.push_back(rr);
+    max_slice_ = std::max(max_slice_, rr.size());
+    at = rr.end;
+  }
+  if (at != hidden_) {
+    return BadInput("draft heads (", source_, "): ranks' rows end at ", at, ", expected ", hidden_);
+  }
+  for (DraftHeadWeights& w : heads_) {
+    w.linear.data = static_cast<const uint8_t*>(w.linear.data) + rows.begin * w.linear.row_bytes;
+    w.linear.rows = rows.size();
+  }
+  rows_ = rows;
+  comm_ = comm;
+  slice_.assign(static_cast<size_t>(max_rows_ * max_slice_), 0.0f);
+  gathered_.assign(static_cast<size_t>(world) * slice_.size(), 0.0f);
+  return absl::OkStatus();
+}
+
+// out (n, hidden) = the whole product, from this rank's rows and the others' (one all-gather of
+// (n, max_slice) floats per rank).
+Status DraftHeads::ShardedLinear(Backend& backend, const Matrix& linear, const float* in, int64_t n,
+                                 float* out) {
+  const int64_t mine = rows_.size();
+  if (mine > 0) backend.MatMul(linear, in, n, out);  // (n, mine), packed
+  for (int64_t r = 0; r < n; ++r) {
+    std::copy(out + r * mine, out + (r + 1) * mine, slice_.data() + r * max_slice_);
+  }
+  const size_t per_rank = static_cast<size_t>(n * max_slice_);
+  if (per_rank * all_rows_.size() > gathered_.size()) {
+    return absl::InternalError("draft heads: gather buffer too small");
+  }
+  // Pack the gathered ranks contiguously: rank q's n * max_slice floats at q * per_rank.
+  TS_RETURN_IF_ERROR(comm_->AllGather(slice_.data(), per_rank * sizeof(float), gathered_.data()));
+  for (size_t q = 0; q < all_rows_.size(); ++q) {
+    const Range rr = all_rows_[q];
+    const float* src = gathered_.data() + q * per_rank;
+    for (int64_t r = 0; r < n; ++r) {
+      std::copy(src + r * max_slice_, src + r * max_slice_ + rr.size(),
+                out + r * hidden_ + rr.begin);
+    }
+  }
   return absl::OkStatus();
 }
 

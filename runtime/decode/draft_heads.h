@@ -33,6 +33,8 @@
 
 #include "kernels/backend.h"
 #include "kernels/dtype.h"
+#include "parallel/communicator.h"
+#include "parallel/shard_plan.h"
 #include "runtime/common/status.h"
 #include "runtime/model/config.h"
 #include "runtime/model/safetensors_writer.h"
@@ -79,6 +81,14 @@ class DraftHeads {
   Status Apply(Backend& backend, const float* hidden, int64_t n, const Matrix& lm_head,
                float* logits_out);
 
+  // Tensor parallelism (DESIGN.md 4): keep only output rows `rows` of every head's linear (the
+  // shard plan's draft_hidden); Apply then computes those rows and all-gathers the others' over
+  // `comm`, so it becomes collective. Each output row is one dot product whatever rows are
+  // computed with it, so the gathered stream equals the whole product bit for bit. Collective
+  // (the ranks' ranges are exchanged); BadInput when the ranges do not tile [0, hidden_size).
+  Status Shard(Range rows, Communicator* comm);
+  Range rows() const { return rows_; }
+
   int num_heads() const { return static_cast<int>(heads_.size()); }
   int64_t hidden_size() const { return hidden_; }
   int64_t max_rows() const { return max_rows_; }
@@ -87,6 +97,8 @@ class DraftHeads {
 
  private:
   DraftHeads() = default;
+  Status ShardedLinear(Backend& backend, const Matrix& linear, const float* in, int64_t n,
+                       float* out);
 
   std::string source_;
   int64_t hidden_ = 0;
@@ -100,6 +112,13 @@ class DraftHeads {
   std::vector<float> stream_a_;  // residual streams x_i, alternating between heads
   std::vector<float> stream_b_;
   std::vector<float> post_normed_;  // (num_heads, max_rows, hidden): input of the lm_head product
+  // Tensor parallelism (Shard).
+  Range rows_;                    // this rank's linear output rows; all of them unsharded
+  Communicator* comm_ = nullptr;  // null: unsharded
+  std::vector<Range> all_rows_;   // every rank's rows
+  int64_t max_slice_ = 0;         // largest rank's row count (the all-gather's stride)
+  std::vector<float> slice_;      // (max_rows, max_slice): this rank's rows, padded
+  std::vector<float> gathered_;   // (ranks, max_rows, max_slice)
 };
 
 // Random heads, e.g. the starting point of `train-heads` and test inputs. Every value is a pure

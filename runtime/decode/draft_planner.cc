@@ -215,7 +215,12 @@ void DraftPlanner::Consider(DraftKind kind, int ngram_branches, StepPlan& best) 
   double e = 1.0;
   auto consider_rows = [&](int rows) {
     const double seconds = verify_cost_[rows] + overhead;
-    if (seconds <= 0) return;
+    if (seconds <= 0) {
+      // Nothing measured yet (no calibration): a forced size speculates anyway, and its steps
+      // teach the planner their cost.
+      if (options_.fixed_nodes > 0 && best.kind == DraftKind::kAr) best = {kind, rows, e, 0, false};
+      return;
+    }
     const double rate = e / seconds;
     const double best_rate =
         best.expected_seconds > 0 ? best.expected_tokens / best.expected_seconds : -1.0;

@@ -50,14 +50,25 @@ Status PartialDrafter::Draft(int32_t token, int32_t position, float* hidden, flo
   return absl::OkStatus();
 }
 
-StatusOr<const PartialCacheSelection*> PartialDrafter::Update(int64_t committed_len) {
+PartialDrafter::Action PartialDrafter::Planned(int64_t committed_len) const {
+  const PartialKvCache& p = *partial_;
+  return committed_len - p.covered_len() <= p.config().budget - p.used() ? Action::kAppend
+                                                                         : Action::kSelect;
+}
+
+StatusOr<const PartialCacheSelection*> PartialDrafter::Update(int64_t committed_len,
+                                                              Action action) {
   PartialKvCache& p = *partial_;
   if (committed_len < p.covered_len()) {
     return absl::FailedPreconditionError(Cat("partial drafter: committed length ", committed_len,
                                              " went back below ", p.covered_len()));
   }
-  const int64_t room = p.config().budget - p.used();
-  if (committed_len - p.covered_len() <= room) {
+  if (action == Action::kAppend) {
+    if (Planned(committed_len) != Action::kAppend) {
+      return absl::FailedPreconditionError(Cat("partial drafter: told to append up to ",
+                                               committed_len, " but only ",
+                                               p.config().budget - p.used(), " slots are free"));
+    }
     TS_RETURN_IF_ERROR(p.AppendRecent(*full_, committed_len));
     return nullptr;
   }

@@ -79,9 +79,22 @@ class PartialDrafter {
   // queries for the next selection.
   Status Draft(int32_t token, int32_t position, float* hidden, float* logits);
 
-  // The full cache holds K/V of positions [0, committed_len): bring the partial cache up to date.
-  // Returns the new selection when one was made (valid until the next call), nullptr otherwise.
-  StatusOr<const PartialCacheSelection*> Update(int64_t committed_len);
+  // What bringing the partial cache up to committed_len takes: appending the new positions when
+  // they fit the budget, else selecting anew (importance with the captured queries, or streaming
+  // before any draft). Under tensor parallelism rank 0 decides this and every rank executes it
+  // (the message's partial_action); the selection itself is per KV head, so each rank makes it for
+  // its own heads from its own keys.
+  enum class Action : int32_t { kAppend = 0, kSelect = 1 };
+  Action Planned(int64_t committed_len) const;
+
+  // The full cache holds K/V of positions [0, committed_len): bring the partial cache up to date
+  // with `action` (kSelect may select although the new positions would fit; kAppend fails when
+  // they do not). Returns the new selection when one was made (valid until the next call),
+  // nullptr otherwise.
+  StatusOr<const PartialCacheSelection*> Update(int64_t committed_len, Action action);
+  StatusOr<const PartialCacheSelection*> Update(int64_t committed_len) {
+    return Update(committed_len, Planned(committed_len));
+  }
 
   // The queries the latest Draft captured: (n_layers, n_heads * head_dim), post-rope.
   std::span<const float> queries() const { return queries_; }

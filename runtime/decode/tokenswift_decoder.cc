@@ -73,6 +73,13 @@ TokenSwiftDecoder::TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHe
   heap_.reserve(static_cast<size_t>(options.tree.max_nodes) * (list_k_ + 1) +
                 std::max(1, options.ngram_topk));
   tokens_.reserve(cache->capacity());
+  if (sharded != nullptr && sharded->comm()->size() > 1) {
+    channel_ = std::make_unique<StepChannel>(sharded->comm(), options.tree.max_nodes);
+    coordinator_ = channel_->is_coordinator();
+    for (auto* v : {&tree_msg_.tokens, &tree_msg_.parents, &tree_msg_.positions, &commit_msg_.path})
+      v->reserve(options.tree.max_nodes);
+    tree_msg_.origins.reserve(options.tree.max_nodes);
+  }
 }
 
 Status TokenSwiftDecoder::Prefill(std::span<const int32_t> prompt) {
@@ -101,17 +108,72 @@ Status TokenSwiftDecoder::Prefill(std::span<const int32_t> prompt) {
   const int64_t end = prompt_len_ - 1;
   TS_RETURN_IF_ERROR(model_->ForwardCausal(tokens_, 0, end, *cache_, nullptr));
   cached_ = end;
-  ngrams_.AddUpTo(tokens_, prompt_len_);
-  if (options_.calibrate) TS_RETURN_IF_ERROR(Calibrate());
-  // The first step cannot be fused: no verified hidden state precedes the root yet.
-  n_conts_ =
-      options_.ngram_topk > 0 ? ngrams_.TopK(tokens_.back(), options_.ngram_topk, conts_) : 0;
-  if (options_.static_tree) {
-    plan_ = {options_.drafting == DraftingMode::kFused ? DraftKind::kAr : DraftKind::kSeparate,
-             options_.tree.max_nodes};
-  } else {
-    plan_ = planner_.Plan(n_conts_, /*fused_ready=*/false);
+  step_index_ = 0;
+  calibrate_next_ = options_.calibrate;
+  next_calibration_ = INT64_MAX;  // Calibrate sets the next one
+  if (coordinator_) ngrams_.AddUpTo(tokens_, prompt_len_);
+  // Under coordination rank 0 says whether to calibrate (its draft pass updates the partial
+  // cache), then what the first step does.
+  if (channel_ != nullptr) TS_RETURN_IF_ERROR(ExchangeCommit());
+  if (calibrate_next_) TS_RETURN_IF_ERROR(Calibrate());
+  calibrate_next_ = false;
+  if (coordinator_) {
+    // The first step cannot be fused: no verified hidden state precedes the root yet.
+    n_conts_ =
+        options_.ngram_topk > 0 ? ngrams_.TopK(tokens_.back(), options_.ngram_topk, conts_) : 0;
+    if (options_.static_tree) {
+      plan_ = {options_.drafting == DraftingMode::kFused ? DraftKind::kAr : DraftKind::kSeparate,
+               options_.tree.max_nodes};
+    } else {
+      plan_ = planner_.Plan(n_conts_, /*fused_ready=*/false);
+    }
   }
+  if (channel_ != nullptr) TS_RETURN_IF_ERROR(ExchangeCommit());
+  return absl::OkStatus();
+}
+
+// Rank 0: sends the path of step step_index_ - 1 (none after prefill), the next plan, whether to
+// calibrate and the next partial-cache action. Workers: check the step and the path against their
+// own, then adopt the rest.
+Status TokenSwiftDecoder::ExchangeCommit() {
+  CommitMessage& m = commit_msg_;
+  if (coordinator_) {
+    m.step = step_index_ - 1;
+    if (step_index_ > 0) {
+      m.path.assign(path_.begin(), path_.end());
+    } else {
+      m.path.clear();
+    }
+    m.next_kind = static_cast<int32_t>(plan_.kind);
+    m.next_nodes = plan_.nodes;
+    m.calibrate = calibrate_next_;
+    next_partial_ = drafter_->Planned(cached_);
+    m.partial_action = static_cast<int32_t>(next_partial_);
+  }
+  TS_RETURN_IF_ERROR(channel_->Exchange(m));
+  partial_decided_ = true;
+  if (coordinator_) return absl::OkStatus();
+  const int rank = sharded_->comm()->rank();
+  const bool path_ok = step_index_ == 0
+                           ? m.path.empty()
+                           : std::equal(m.path.begin(), m.path.end(), path_.begin(), path_.end());
+  if (m.step != step_index_ - 1 || !path_ok) {
+    return absl::InternalError(
+        absl::StrCat("rank ", rank, " diverged from the coordinator after step ", step_index_ - 1,
+                     ": rank 0 accepted ", m.path.size(), " nodes of step ", m.step, ", this rank ",
+                     step_index_ > 0 ? path_.size() : 0));
+  }
+  if (m.next_kind < 0 || m.next_kind > static_cast<int32_t>(DraftKind::kSeparate) ||
+      m.partial_action < 0 || m.partial_action > 1) {
+    return absl::DataLossError(absl::StrCat("rank ", rank, ": from rank 0: step message: kind ",
+                                            m.next_kind, " or partial action ", m.partial_action,
+                                            " unknown"));
+  }
+  plan_ = StepPlan{};
+  plan_.kind = static_cast<DraftKind>(m.next_kind);
+  plan_.nodes = m.next_nodes;
+  calibrate_next_ = m.calibrate;
+  next_partial_ = static_cast<PartialDrafter::Action>(m.partial_action);
   return absl::OkStatus();
 }
 
@@ -158,10 +220,11 @@ Status TokenSwiftDecoder::Calibrate() {
     absl::StrAppend(&table, table.empty() ? "" : " ", rows, ":",
                     absl::StrFormat("%.2f", planner_.VerifyCost(rows) * 1e3));
   }
-  spdlog::info(
-      "planner calibration at {} tokens: verify ms by rows {}; heads {:.2f} ms, "
-      "draft pass {:.2f} ms",
-      tokens_.size(), table, planner_.heads_cost() * 1e3, planner_.draft_cost() * 1e3);
+  // Workers calibrate in step with rank 0 (the passes are collective) but decide nothing by it.
+  spdlog::log(coordinator_ ? spdlog::level::info : spdlog::level::debug,
+              "planner calibration at {} tokens: verify ms by rows {}; heads {:.2f} ms, "
+              "draft pass {:.2f} ms",
+              tokens_.size(), table, planner_.heads_cost() * 1e3, planner_.draft_cost() * 1e3);
   next_calibration_ = options_.recalibrate_every > 0
                           ? static_cast<int64_t>(tokens_.size()) + options_.recalibrate_every
                           : INT64_MAX;
@@ -169,7 +232,12 @@ Status TokenSwiftDecoder::Calibrate() {
 }
 
 Status TokenSwiftDecoder::Draft() {
-  TS_RETURN_IF_ERROR(drafter_->Update(cached_).status());
+  // Rank 0's decision when one is pending for this length (the message came after the last
+  // commit, so cached_ has not moved since); a second update at the same length appends nothing.
+  const PartialDrafter::Action action =
+      partial_decided_ ? next_partial_ : drafter_->Planned(cached_);
+  partial_decided_ = false;
+  TS_RETURN_IF_ERROR(drafter_->Update(cached_, action).status());
   TS_RETURN_IF_ERROR(drafter_->Draft(tokens_.back(), static_cast<int32_t>(cached_),
                                      root_hidden_.data(), dist_.data()));
   return heads_->Apply(*model_->backend(), root_hidden_.data(), 1, model_->weights().lm_head,
@@ -205,38 +273,69 @@ Status TokenSwiftDecoder::FillLists(int rows, int k) {
   return absl::OkStatus();
 }
 
+// The draft lists are collective (every rank ranks its vocabulary range); the tree is rank 0's.
 Status TokenSwiftDecoder::BuildTree() {
   tree_.Reset(tokens_.back(), static_cast<int32_t>(cached_));
   if (plan_.kind != DraftKind::kAr) {
     const int head_depth = planner_.HeadDepth(plan_.kind);
     if (options_.static_tree) {
-      TS_RETURN_IF_ERROR(BuildStaticTree(head_depth));
+      const int levels = std::min(head_depth, static_cast<int>(options_.tree.static_shape.size()));
+      int k = 1;
+      for (int d = 0; d < levels; ++d) k = std::max(k, options_.tree.static_shape[d]);
+      TS_RETURN_IF_ERROR(FillLists(levels, k));
+      if (coordinator_) BuildStaticTree(levels);
     } else {
-      TS_RETURN_IF_ERROR(BuildPlannedTree(head_depth));
+      TS_RETURN_IF_ERROR(FillLists(head_depth, list_k_));
+      if (coordinator_) BuildPlannedTree(head_depth);
+    }
+  }
+  tree_.Finalize();
+  if (channel_ == nullptr || plan_.kind == DraftKind::kAr) return absl::OkStatus();
+  if (!coordinator_) return ReceiveTree();
+  TreeMessage& m = tree_msg_;
+  m.step = step_index_;
+  m.base_position = static_cast<int32_t>(cached_);
+  m.tokens.assign(tree_.tokens().begin(), tree_.tokens().end());
+  m.parents.assign(tree_.parents().begin(), tree_.parents().end());
+  m.positions.assign(tree_.positions().begin(), tree_.positions().end());
+  m.origins.assign(tree_.origins().begin(), tree_.origins().end());
+  return channel_->Exchange(m);
+}
+
+Status TokenSwiftDecoder::ReceiveTree() {
+  TreeMessage& m = tree_msg_;
+  TS_RETURN_IF_ERROR(channel_->Exchange(m));
+  const int rank = sharded_->comm()->rank();
+  if (m.step != step_index_ || m.base_position != cached_ || m.tokens[0] != tokens_.back() ||
+      static_cast<int>(m.tokens.size()) > plan_.nodes) {
+    return absl::InternalError(absl::StrCat(
+        "rank ", rank, " diverged from the coordinator at step ", step_index_, ": rank 0's tree (",
+        m.tokens.size(), " nodes, step ", m.step, ", root ", m.tokens[0], " at ", m.base_position,
+        ") against this rank's root ", tokens_.back(), " at ", cached_));
+  }
+  tree_.Reset(m.tokens[0], m.base_position);
+  for (size_t i = 1; i < m.tokens.size(); ++i) {
+    if (tree_.AddChild(m.parents[i], m.tokens[i], m.origins[i]) != static_cast<int>(i)) {
+      return absl::DataLossError(absl::StrCat("rank ", rank, ": from rank 0: step message: node ",
+                                              i, " repeats a sibling or exceeds the tree"));
     }
   }
   tree_.Finalize();
   return absl::OkStatus();
 }
 
-Status TokenSwiftDecoder::BuildStaticTree(int levels) {
-  levels = std::min(levels, static_cast<int>(options_.tree.static_shape.size()));
-  int k = 1;
-  for (int d = 0; d < levels; ++d) k = std::max(k, options_.tree.static_shape[d]);
-  TS_RETURN_IF_ERROR(FillLists(levels, k));
+void TokenSwiftDecoder::BuildStaticTree(int levels) {
   tree_.AddHeadTree(std::span<const std::span<const int32_t>>(topk_lists_.data(), levels));
   for (int i = 0; i < n_conts_; ++i) {
     tree_.AddBranch(std::span<const int32_t>(conts_[i].tokens.data(), conts_[i].tokens.size()));
   }
-  return absl::OkStatus();
 }
 
 // Best first over candidate nodes: a head candidate is (parent node, depth, rank in the depth's
 // list), an n-gram candidate (parent node, depth, branch); a node's score is the product of the
 // planner's acceptance rates along its path. The trie merges equal prefixes, so a row is spent
 // only on a new node.
-Status TokenSwiftDecoder::BuildPlannedTree(int head_depth) {
-  TS_RETURN_IF_ERROR(FillLists(head_depth, list_k_));
+void TokenSwiftDecoder::BuildPlannedTree(int head_depth) {
   std::vector<TreeCandidate>& heap = heap_;
   heap.clear();
   auto push = [&](double p, int parent, int depth, int index, bool ngram) {
@@ -271,7 +370,6 @@ Status TokenSwiftDecoder::BuildPlannedTree(int head_depth) {
       push_head_children(c.prob, node, c.depth);
     }
   }
-  return absl::OkStatus();
 }
 
 Status TokenSwiftDecoder::Verify(bool eager_logits) {
@@ -333,11 +431,11 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
   if (cached_ + options_.tree.max_nodes > cache_->capacity()) {
     return absl::OutOfRangeError(absl::StrCat("context full: ", tokens_.size(), " tokens"));
   }
-  if (static_cast<int64_t>(tokens_.size()) >= next_calibration_) {
-    // Costs drift with the context length. Calibrate overwrites the heads' lists: a fused plan
-    // becomes an AR step this once.
+  if (calibrate_next_) {
+    // Costs drift with the context length (PlanNext made a fused plan an AR step: calibrating
+    // overwrites the heads' lists).
     TS_RETURN_IF_ERROR(Calibrate());
-    if (plan_.kind == DraftKind::kFused) plan_ = {DraftKind::kAr, 1};
+    calibrate_next_ = false;
   }
   const auto t0 = std::chrono::steady_clock::now();
   if (plan_.kind == DraftKind::kSeparate) {
@@ -361,7 +459,7 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
       logits = row_logits_.data();
     }
     TS_ASSIGN_OR_RETURN(const int32_t target, SampleNext(logits));
-    RecordTarget(static_cast<int>(path_.size()), target);
+    if (coordinator_) RecordTarget(static_cast<int>(path_.size()), target);
     tokens_.push_back(target);
     out.push_back(target);
     if (static_cast<int64_t>(out.size()) == max_tokens) break;
@@ -385,7 +483,7 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
       ++counters_.accepted_ngram;  // proposed by a branch
   }
   cached_ = static_cast<int64_t>(tokens_.size()) - 1;
-  planner_.ObserveVerify(tree_.size(), Seconds(t1));
+  if (coordinator_) planner_.ObserveVerify(tree_.size(), Seconds(t1));
   ++counters_.steps;
   switch (plan_.kind) {
     case DraftKind::kAr:
@@ -403,28 +501,34 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
   counters_.drafted += tree_.size() - 1;
   counters_.accepted += static_cast<int64_t>(path_.size()) - 1;
   // The table learns only from tokens older than the penalty window (DESIGN.md 1.5).
-  ngrams_.AddUpTo(tokens_, std::max<int64_t>(prompt_len_, static_cast<int64_t>(tokens_.size()) -
-                                                              params_.penalty_window));
+  if (coordinator_) {
+    ngrams_.AddUpTo(tokens_, std::max<int64_t>(prompt_len_, static_cast<int64_t>(tokens_.size()) -
+                                                                params_.penalty_window));
+  }
+  ++step_index_;
   return PlanNext();
 }
 
+// Rank 0 (or the only rank) plans; under coordination its plan reaches the others with the path.
 Status TokenSwiftDecoder::PlanNext() {
-  n_conts_ =
-      options_.ngram_topk > 0 ? ngrams_.TopK(tokens_.back(), options_.ngram_topk, conts_) : 0;
-  if (options_.static_tree) {
-    plan_ = {options_.drafting == DraftingMode::kFused ? DraftKind::kFused : DraftKind::kSeparate,
-             options_.tree.max_nodes};
-  } else {
-    plan_ = planner_.Plan(n_conts_, /*fused_ready=*/true);
-    if (sharded_ != nullptr && sharded_->comm()->size() > 1) {
-      // Rank 0 decides (its costs); the others follow. 32 bytes per step.
-      TS_RETURN_IF_ERROR(sharded_->comm()->Broadcast(&plan_, sizeof(plan_), 0));
+  if (coordinator_) {
+    n_conts_ =
+        options_.ngram_topk > 0 ? ngrams_.TopK(tokens_.back(), options_.ngram_topk, conts_) : 0;
+    if (options_.static_tree) {
+      plan_ = {options_.drafting == DraftingMode::kFused ? DraftKind::kFused : DraftKind::kSeparate,
+               options_.tree.max_nodes};
+    } else {
+      plan_ = planner_.Plan(n_conts_, /*fused_ready=*/true);
     }
+    calibrate_next_ = static_cast<int64_t>(tokens_.size()) >= next_calibration_;
+    // Calibrating overwrites the heads' lists: a fused plan becomes an AR step this once.
+    if (calibrate_next_ && plan_.kind == DraftKind::kFused) plan_ = {DraftKind::kAr, 1};
   }
+  if (channel_ != nullptr) TS_RETURN_IF_ERROR(ExchangeCommit());
   if (plan_.kind == DraftKind::kFused) {
     const auto t0 = std::chrono::steady_clock::now();
     TS_RETURN_IF_ERROR(ApplyHeads(hidden_.data() + path_.back() * hidden_size_));
-    planner_.ObserveHeads(Seconds(t0));
+    if (coordinator_) planner_.ObserveHeads(Seconds(t0));
   }
   return absl::OkStatus();
 }

@@ -31,6 +31,7 @@
 #include <memory>
 #include <vector>
 
+#include "parallel/step_message.h"
 #include "runtime/decode/decoder.h"
 #include "runtime/decode/draft_heads.h"
 #include "runtime/decode/draft_planner.h"
@@ -64,8 +65,13 @@ class TokenSwiftDecoder : public Decoder {
   // The cache must hold prompt + committed tokens + options.tree.max_nodes slots; the
   // transformer's max_batch must be at least options.tree.max_nodes.
   // Tensor parallel: `sharded` samples and ranks draft lists over the rank's vocabulary range
-  // (the model's and the heads' logits cover only that), and rank 0's plan is broadcast every
-  // step, so that timing, which differs between ranks, decides nothing on the others.
+  // (the model's and the heads' logits cover only that). With more than one rank, rank 0 is the
+  // coordinator (DESIGN.md 4): it alone keeps the n-gram table and the planner, builds each tree
+  // and sends it (TreeMessage), and after acceptance sends the accepted path with the next step's
+  // plan, calibration and partial-cache action (CommitMessage, parallel/step_message.h). The
+  // other ranks run the same forward passes and collective sampling on their shards, rebuild the
+  // tree from the message, and check that their walk of it gives rank 0's path (it must: the
+  // targets are collective results); a difference is an error naming the rank and the step.
   TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHeads* heads,
                     const SamplingParams& params, const TokenSwiftOptions& options,
                     ShardedSampler* sharded = nullptr);
@@ -80,9 +86,11 @@ class TokenSwiftDecoder : public Decoder {
   Status Draft();                          // kSeparate: dist_ rows 0..heads from the root
   Status ApplyHeads(const float* hidden);  // kFused: dist_ rows 0..heads-1 from `hidden`
   Status FillLists(int rows, int k);       // topk_[0..rows) from dist_
-  Status BuildTree();                      // tree_ for plan_
-  Status BuildStaticTree(int levels);
-  Status BuildPlannedTree(int head_depth);
+  Status BuildTree();                      // tree_ for plan_ (rank 0's, under coordination)
+  void BuildStaticTree(int levels);
+  void BuildPlannedTree(int head_depth);
+  Status ReceiveTree();              // workers: tree_ <- rank 0's TreeMessage
+  Status ExchangeCommit();           // rank 0 sends, workers check and adopt
   Status Verify(bool eager_logits);  // hidden_ (and logits_all_) for every tree node
   Status Calibrate();                // verify costs by rows, heads and draft costs
   Status PlanNext();                 // plan_ for the next step (+ heads when fused)
@@ -101,9 +109,18 @@ class TokenSwiftDecoder : public Decoder {
   DraftPlanner planner_;
   std::unique_ptr<PartialDrafter> drafter_;  // created by Prefill
   StepPlan plan_;                            // this step's plan
-  int list_k_ = 8;                           // top-list length per distribution
-  int n_conts_ = 0;                          // n-gram continuations of the root, in conts_
-  int64_t next_calibration_ = 0;             // committed length at which to calibrate again
+  bool calibrate_next_ = false;              // calibrate at the start of the next step
+  // Under coordination: what the next partial-cache update does (rank 0's decision).
+  PartialDrafter::Action next_partial_ = PartialDrafter::Action::kAppend;
+  bool partial_decided_ = false;          // next_partial_ holds a decision not yet executed
+  std::unique_ptr<StepChannel> channel_;  // more than one rank: rank 0's messages
+  bool coordinator_ = true;               // rank 0, or no tensor parallelism
+  int64_t step_index_ = 0;                // steps taken (the messages' step)
+  TreeMessage tree_msg_;
+  CommitMessage commit_msg_;
+  int list_k_ = 8;                // top-list length per distribution
+  int n_conts_ = 0;               // n-gram continuations of the root, in conts_
+  int64_t next_calibration_ = 0;  // committed length at which to calibrate again
   int64_t vocab_;  // width of a logits row: the rank's range under tensor parallelism
   int64_t hidden_size_;
   int64_t prompt_len_ = 0;

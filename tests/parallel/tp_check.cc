@@ -173,12 +173,58 @@ int CheckGeneration(const char* what, const Model& model, Communicator& comm,
   return first_diff < 0 ? 0 : 1;
 }
 
-// TokenSwift under tensor parallelism (sharded draft lists and targets, rank 0's plan broadcast)
-// against AR under the same split: the same tokens. Random heads and a static tree make every
-// step speculate; the planner run lets timing-dependent plans differ between ranks' own views.
+// Draft heads with their linears split by output rows (DraftHeads::Shard, one all-gather per
+// head) against the same heads whole: every head's logits over the rank's vocabulary range, bit
+// for bit (each output row is the same dot product either way).
+int CheckHeads(const Model& model, Communicator& comm, const std::string& heads_path) {
+  std::unique_ptr<Backend> backend = MakeCpuBackend(1);
+  const ModelConfig& config = model.config();
+  auto shard = TpShard::Create(config, model.weights(), &comm, /*vocab_block=*/32);
+  auto whole = DraftHeads::Load(heads_path, config, 2);
+  auto split = DraftHeads::Load(heads_path, config, 2);
+  if (!shard.ok() || !whole.ok() || !split.ok()) return 1;
+  const Status s = (*split)->Shard((*shard)->plan().draft_hidden, &comm);
+  if (!s.ok()) {
+    std::fprintf(stderr, "heads: %s\n", std::string(s.message()).c_str());
+    comm.Abort(3);
+  }
+  const int64_t h = config.hidden_size, vocab = config.vocab_size, n = 2;
+  const Range vr = (*shard)->vocab();
+  std::vector<float> hidden(n * h);
+  for (int64_t i = 0; i < n * h; ++i) hidden[i] = static_cast<float>((i * 7919) % 201 - 100) / 50;
+  const int heads = (*whole)->num_heads();
+  std::vector<float> want(heads * n * vocab), got(heads * n * vr.size());
+  const Status a =
+      (*whole)->Apply(*backend, hidden.data(), n, model.weights().lm_head, want.data());
+  const Status b =
+      (*split)->Apply(*backend, hidden.data(), n, (*shard)->weights().lm_head, got.data());
+  if (!a.ok() || !b.ok()) {
+    std::fprintf(stderr, "heads: %s\n", std::string((a.ok() ? b : a).message()).c_str());
+    comm.Abort(3);
+  }
+  int64_t mismatches = 0;
+  for (int64_t r = 0; r < heads * n; ++r) {
+    for (int64_t j = vr.begin; j < vr.end; ++j) {
+      mismatches += want[r * vocab + j] != got[r * vr.size() + j - vr.begin];
+    }
+  }
+  std::printf("draft heads split by rows [%lld, %lld): rank %d/%d %s, %lld of %lld logits differ\n",
+              static_cast<long long>((*split)->rows().begin),
+              static_cast<long long>((*split)->rows().end), comm.rank(), comm.size(),
+              mismatches == 0 ? "ok" : "FAILED", static_cast<long long>(mismatches),
+              static_cast<long long>(heads * n * vr.size()));
+  std::fflush(stdout);
+  return mismatches == 0 ? 0 : 1;
+}
+
+// TokenSwift under tensor parallelism (sharded draft lists and targets, rank 0 coordinating:
+// parallel/step_message.h) against AR under the same split: the same tokens. Random heads and a
+// static tree make every step speculate; the planner run lets timing-dependent plans differ
+// between ranks' own views. workers_differ: the other ranks get drafting options that would give
+// other trees, other calibrations and no n-gram branches if they decided anything themselves.
 int CheckTokenSwift(const char* what, const Model& model, Communicator& comm,
                     const SamplingParams& params, int64_t vocab_block, int64_t count,
-                    const std::string& heads_path, bool static_tree) {
+                    const std::string& heads_path, bool static_tree, bool workers_differ = false) {
   std::unique_ptr<Backend> backend = MakeCpuBackend(1);
   const std::vector<int32_t> prompt = {3, 17, 42, 5, 99, 7, 3, 17, 42, 5, 99, 7};
   GenerationLimits limits;
@@ -194,6 +240,14 @@ int CheckTokenSwift(const char* what, const Model& model, Communicator& comm,
   options.partial.budget = 64;  // a job longer than the budget: re-selection happens
   options.partial.recent = 16;
   options.partial.reselect_room = 8;
+  options.recalibrate_every = 100;
+  if (workers_differ && comm.rank() != 0) {
+    options.ngram_topk = 0;
+    options.drafting = DraftingMode::kSeparate;
+    options.fixed_nodes = 3;
+    options.calibrate = false;
+    options.recalibrate_every = 7;
+  }
   const int64_t capacity = static_cast<int64_t>(prompt.size()) + count + options.tree.max_nodes;
   auto run = [&](bool tokenswift) -> StatusOr<std::vector<int32_t>> {
     const ModelConfig& c = (*shard)->config();
@@ -203,6 +257,7 @@ int CheckTokenSwift(const char* what, const Model& model, Communicator& comm,
     std::unique_ptr<DraftHeads> heads;
     if (tokenswift) {
       TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(heads_path, model.config(), 1));
+      TS_RETURN_IF_ERROR(heads->Shard((*shard)->plan().draft_hidden, &comm));
       decoder = std::make_unique<TokenSwiftDecoder>(&tf, cache.get(), heads.get(), params, options,
                                                     &*sampler);
     } else {
@@ -281,12 +336,15 @@ int main(int argc, char** argv) {
     failures += ts::CheckGeneration("generate sampled", *model, **comm, sampled, 32, 200);
     const std::string heads = (dir / "heads.safetensors").string();
     if (!ts::WriteRandomHeads(heads, model->config().hidden_size, 5).ok()) return 1;
+    failures += ts::CheckHeads(*model, **comm, heads);
     failures += ts::CheckTokenSwift("tokenswift greedy, static tree", *model, **comm, greedy, 32,
                                     300, heads, true);
     failures += ts::CheckTokenSwift("tokenswift sampled, static tree", *model, **comm, sampled, 32,
                                     300, heads, true);
     failures += ts::CheckTokenSwift("tokenswift sampled, planner", *model, **comm, sampled, 32, 300,
                                     heads, false);
+    failures += ts::CheckTokenSwift("tokenswift sampled, planner, workers configured otherwise",
+                                    *model, **comm, sampled, 32, 300, heads, false, true);
     fs::remove_all(dir);
   }
   if (!real_model.empty()) {
