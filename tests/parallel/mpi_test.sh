@@ -66,7 +66,7 @@ fi
 for np in 2 3; do
   if timeout 300 "${MPIRUN[@]}" -np "$np" "$tp_check" "${model_args[@]}" >"$tmp/out" 2>"$tmp/err"; then
     n=$(grep -c " ok," "$tmp/out")
-    want=$((np * (8 + 2 * ${#model_args[@]} / 2)))  # per rank: 8 tiny-model checks, 2 SmolLM2
+    want=$((np * (9 + 2 * ${#model_args[@]} / 2)))  # per rank: 9 tiny-model checks, 2 SmolLM2
     [ "$n" -eq "$want" ] && ok || bad "tp np $np: $n of $want checks ok: $(cat "$tmp/out")"
     grep -E "rank 0/" "$tmp/out"
   else

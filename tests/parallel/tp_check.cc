@@ -29,6 +29,7 @@
 #include "runtime/model/test_model.h"
 #include "runtime/model/transformer.h"
 #include "runtime/sampling/sharded_sampler.h"
+#include "tests/common/fixtures.h"
 
 namespace ts {
 namespace {
@@ -49,6 +50,7 @@ Status RunForward(const ModelConfig& config, const ModelWeights& weights, Backen
   }
   const int64_t cut = n / 2;
   for (auto [b, e] : {std::pair<int64_t, int64_t>{0, cut}, {cut, n}}) {
+    if (e == b) continue;  // a one-token prompt is one batch
     std::vector<int32_t> rows(e - b);
     for (int64_t i = 0; i < e - b; ++i) rows[i] = static_cast<int32_t>(i);
     ForwardBatch batch;
@@ -172,6 +174,64 @@ int CheckGeneration(const char* what, const Model& model, Communicator& comm,
   std::fflush(stdout);
   return first_diff < 0 ? 0 : 1;
 }
+
+#ifdef TS_FIXTURES_DIR
+// The golden prompts (tests/fixtures/golden/llama-gqa-3kv.json, the tiny model written above):
+// the rank's vocabulary range of the TP logits against the whole model's (1e-4 relative to the
+// row's largest logit) and against HF transformers' (the 1e-4 of tests/engine/forward_golden_test).
+int CheckGolden(const Model& model, Communicator& comm) {
+  namespace tf = testing_fixtures;
+  const std::filesystem::path dir = std::filesystem::path(TS_FIXTURES_DIR) / "golden";
+  const nlohmann::json golden = tf::ReadJson(dir / "llama-gqa-3kv.json");
+  const std::vector<float> hf = tf::ReadF32(dir / "llama-gqa-3kv.logits.f32");
+  std::unique_ptr<Backend> backend = MakeCpuBackend(1);
+  const ModelConfig& config = model.config();
+  const int64_t vocab = config.vocab_size;
+  auto shard = TpShard::Create(config, model.weights(), &comm, /*vocab_block=*/32);
+  if (!shard.ok()) return 1;
+  const Range vr = (*shard)->vocab();
+  double worst_whole = 0, worst_hf = 0;
+  int prompts = 0;
+  for (const auto& prompt : golden["prompts"]) {
+    const auto ids = prompt["token_ids"].get<std::vector<int32_t>>();
+    const int64_t offset = prompt["logits_row_offset"].get<int64_t>();
+    const int64_t n = static_cast<int64_t>(ids.size());
+    std::vector<float> whole, part;
+    Status s = RunForward(config, model.weights(), backend.get(), nullptr, ids, vocab, whole);
+    if (s.ok()) {
+      s = RunForward((*shard)->config(), (*shard)->weights(), backend.get(), shard->get(), ids,
+                     vr.size(), part);
+    }
+    if (!s.ok()) {
+      std::fprintf(stderr, "golden: %s\n", std::string(s.message()).c_str());
+      comm.Abort(3);
+    }
+    for (int64_t r = 0; r < n; ++r) {
+      const float* ref = hf.data() + (offset + r) * vocab;
+      double scale_whole = 0, scale_hf = 0, d_whole = 0, d_hf = 0;
+      for (int64_t j = 0; j < vocab; ++j) {
+        scale_whole = std::max(scale_whole, std::fabs(double{whole[r * vocab + j]}));
+        scale_hf = std::max(scale_hf, std::fabs(double{ref[j]}));
+      }
+      for (int64_t j = vr.begin; j < vr.end; ++j) {
+        const double ours = part[r * vr.size() + j - vr.begin];
+        d_whole = std::max(d_whole, std::fabs(ours - whole[r * vocab + j]));
+        d_hf = std::max(d_hf, std::fabs(ours - ref[j]));
+      }
+      worst_whole = std::max(worst_whole, d_whole / scale_whole);
+      worst_hf = std::max(worst_hf, d_hf / scale_hf);
+    }
+    ++prompts;
+  }
+  const bool ok = prompts > 0 && worst_whole <= 1e-4 && worst_hf <= 1e-4;
+  std::printf(
+      "golden prompts: rank %d/%d %s, %d prompts, max relative logit error %.2e vs TP=1, "
+      "%.2e vs HF transformers\n",
+      comm.rank(), comm.size(), ok ? "ok" : "FAILED", prompts, worst_whole, worst_hf);
+  std::fflush(stdout);
+  return ok ? 0 : 1;
+}
+#endif
 
 // Draft heads with their linears split by output rows (DraftHeads::Shard, one all-gather per
 // head) against the same heads whole: every head's logits over the rank's vocabulary range, bit
@@ -326,6 +386,9 @@ int main(int argc, char** argv) {
     greedy.temperature = 0.0f;
     greedy.penalty = 1.2f;
     greedy.penalty_window = 64;
+#ifdef TS_FIXTURES_DIR
+    failures += ts::CheckGolden(*model, **comm);
+#endif
     failures += ts::CheckGeneration("generate greedy", *model, **comm, greedy, 32, 200);
     ts::SamplingParams sampled;
     sampled.temperature = 1.0f;
