@@ -31,36 +31,35 @@ Cutoff AtLeast(double bound, float z_max) {
   return Cutoff{std::min(CeilToFloat(bound), z_max), Cutoff::kAllTies};
 }
 
+// The kept mass of z[from, to), z[0] being token `begin`: one block's partial sums.
+Mass BlockMass(std::span<const float> z, int64_t begin, int64_t from, int64_t to, double z_max,
+               const Cutoff& cut, bool with_entropy) {
+  Mass part;
+  for (int64_t i = from; i < to; ++i) {
+    if (!cut.Keeps(z[i], begin + i)) continue;
+    const double d = static_cast<double>(z[i]) - z_max;
+    const double w = std::exp(d);
+    part.w += w;
+    if (with_entropy) part.w_log_w += w * d;
+  }
+  return part;
+}
+
 // Sums over the kept tokens of w = exp(z - z_max) and of w * (z - z_max), accumulated per
 // kReduceBlock block of ids and then across blocks in order (see the header for why).
-struct Mass {
-  double w = 0.0;
-  double w_log_w = 0.0;  // sum of w * (z - z_max) = sum of w * ln(w)
-};
-
 Mass KeptMass(std::span<const float> z, double z_max, const Cutoff& cut, bool with_entropy) {
   Mass total;
   const int64_t n = static_cast<int64_t>(z.size());
   for (int64_t block = 0; block < n; block += kReduceBlock) {
-    Mass part;
-    const int64_t end = std::min(n, block + kReduceBlock);
-    for (int64_t i = block; i < end; ++i) {
-      if (!cut.Keeps(z[i], i)) continue;
-      const double d = static_cast<double>(z[i]) - z_max;
-      const double w = std::exp(d);
-      part.w += w;
-      if (with_entropy) part.w_log_w += w * d;
-    }
+    const Mass part =
+        BlockMass(z, 0, block, std::min(n, block + kReduceBlock), z_max, cut, with_entropy);
     total.w += part.w;
     total.w_log_w += part.w_log_w;
   }
   return total;
 }
 
-// (z desc, id asc): the order in which top-p and top-k keep tokens.
-inline bool Before(const ScoredToken& a, const ScoredToken& b) {
-  return a.z > b.z || (a.z == b.z && a.id < b.id);
-}
+inline bool Before(const ScoredToken& a, const ScoredToken& b) { return ScoreBefore(a, b); }
 
 // Steps 4-5 on the tokens `cut` keeps (min-p's survivors).
 Cutoff TopPTopKCutoff(const SamplingParams& params, std::span<const float> z, float z_max,
@@ -147,22 +146,39 @@ ScoreStats ScoreRange(std::span<const float> logits, int64_t begin,
   return ScoreStats{max, static_cast<int32_t>(begin + argmax)};
 }
 
+int64_t KeptMassBlocks(std::span<const float> z, int64_t begin, float z_max, const Cutoff& cut,
+                       bool with_entropy, std::span<Mass> blocks) {
+  assert(begin % kReduceBlock == 0);
+  const int64_t n = static_cast<int64_t>(z.size());
+  int64_t b = 0;
+  for (int64_t from = 0; from < n; from += kReduceBlock, ++b) {
+    assert(b < static_cast<int64_t>(blocks.size()));
+    blocks[b] =
+        BlockMass(z, begin, from, std::min(n, from + kReduceBlock), z_max, cut, with_entropy);
+  }
+  return b;
+}
+
+Cutoff MinPCutoff(const SamplingParams& params, float z_max) {
+  if (!(params.min_p > 0.0f)) return Cutoff{};
+  return AtLeast(static_cast<double>(z_max) + std::log(static_cast<double>(params.min_p)), z_max);
+}
+
+Cutoff EtaCutoff(const SamplingParams& params, const Mass& kept, float z_max) {
+  const double entropy = std::log(kept.w) - kept.w_log_w / kept.w;
+  const double epsilon = params.eta;
+  const double eta = std::min(epsilon, std::sqrt(epsilon) * std::exp(-entropy));
+  return AtLeast(static_cast<double>(z_max) + std::log(eta * kept.w), z_max);
+}
+
 Cutoff ComputeCutoff(const SamplingParams& params, std::span<const float> z, float z_max,
                      std::span<ScoredToken> scratch) {
-  const double zm = z_max;
-  Cutoff cut;
-  if (params.min_p > 0.0f) {
-    cut = Stricter(cut, AtLeast(zm + std::log(static_cast<double>(params.min_p)), z_max));
-  }
+  Cutoff cut = MinPCutoff(params, z_max);
   if (params.top_p < 1.0f || params.top_k > 0) {
     cut = Stricter(cut, TopPTopKCutoff(params, z, z_max, cut, scratch));
   }
   if (params.eta > 0.0f) {
-    const Mass m = KeptMass(z, zm, cut, /*with_entropy=*/true);
-    const double entropy = std::log(m.w) - m.w_log_w / m.w;
-    const double epsilon = params.eta;
-    const double eta = std::min(epsilon, std::sqrt(epsilon) * std::exp(-entropy));
-    cut = Stricter(cut, AtLeast(zm + std::log(eta * m.w), z_max));
+    cut = Stricter(cut, EtaCutoff(params, KeptMass(z, z_max, cut, /*with_entropy=*/true), z_max));
   }
   return cut;
 }

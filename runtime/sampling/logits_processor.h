@@ -86,4 +86,28 @@ ScoreStats ScoreRange(std::span<const float> logits, int64_t begin,
 Cutoff ComputeCutoff(const SamplingParams& params, std::span<const float> z, float z_max,
                      std::span<ScoredToken> scratch);
 
+// The pieces ComputeCutoff is made of, for the sharded sampler (sharded_sampler.cc), which
+// computes the same cutoff from the ranks' parts.
+
+// (z desc, id asc): the order in which top-p and top-k keep tokens.
+inline bool ScoreBefore(const ScoredToken& a, const ScoredToken& b) {
+  return a.z > b.z || (a.z == b.z && a.id < b.id);
+}
+
+// Sums over kept tokens of w = exp(z - z_max) and of w * (z - z_max) (= w ln w).
+struct Mass {
+  double w = 0.0;
+  double w_log_w = 0.0;
+};
+
+// blocks[b] = the kept mass of block b of the ids [begin, begin + z.size()) (z[0] is token
+// `begin`, a multiple of kReduceBlock); returns the number of blocks. Adding every rank's blocks
+// in id order (total.w += part.w, ...) gives ComputeCutoff's sums bit for bit.
+int64_t KeptMassBlocks(std::span<const float> z, int64_t begin, float z_max, const Cutoff& cut,
+                       bool with_entropy, std::span<Mass> blocks);
+// Step 3 alone (keeps everything when min-p is off).
+Cutoff MinPCutoff(const SamplingParams& params, float z_max);
+// Step 6 from the kept mass (with entropy) of the tokens the earlier steps keep.
+Cutoff EtaCutoff(const SamplingParams& params, const Mass& kept, float z_max);
+
 }  // namespace ts

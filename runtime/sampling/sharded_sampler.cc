@@ -16,17 +16,19 @@ ShardedSampler::ShardedSampler(const SamplingParams& params, Range range, Commun
       scores_(range.size()),
       seen_((range.size() + 63) / 64, 0) {
   if (!IsGreedy(params) && (params.top_p < 1.0f || params.top_k > 0)) {
-    candidates_.resize(range.size());  // one rank only (Create)
+    candidates_.resize(range.size());  // ComputeCutoff's scratch on a single rank
   }
+  blocks_.resize((range.size() + kReduceBlock - 1) / kReduceBlock);
 }
 
 StatusOr<ShardedSampler> ShardedSampler::Create(const SamplingParams& params, Range range,
                                                 Communicator* comm) {
   TS_RETURN_IF_ERROR(Validate(params));
   if (range.size() < 1) return absl::InvalidArgumentError("ShardedSampler: empty vocabulary range");
-  if (comm->size() > 1 && !IsGreedy(params) &&
-      (params.top_p < 1.0f || params.top_k > 0 || params.eta > 0.0f)) {
-    return BadInput("--top-p / --top-k / --eta: not supported with --tp > 1 yet (min-p is)");
+  if (comm->size() > 1 && !IsGreedy(params) && (params.top_p < 1.0f || params.eta > 0.0f) &&
+      range.begin % kReduceBlock != 0) {
+    return BadInput("--top-p / --eta with --tp: this rank's vocabulary range starts at ",
+                    range.begin, ", expected a multiple of ", kReduceBlock);
   }
   return ShardedSampler(params, range, comm);
 }
@@ -51,13 +53,105 @@ StatusOr<int32_t> ShardedSampler::Sample(const float* logits,
   const std::span<float> z(scores_.data(), scores_.size());
   if (greedy || std::isinf(top.value)) return static_cast<int32_t>(top.index);
 
-  // With several ranks only min-p is on, whose cutoff depends on z_max alone (Create refused the
-  // filters that need more); one rank holds the whole row for the others.
-  const Cutoff cutoff = ComputeCutoff(params_, z, static_cast<float>(top.value), candidates_);
+  TS_ASSIGN_OR_RETURN(const Cutoff cutoff, FilterCutoff(static_cast<float>(top.value)));
   const int64_t hint = top.index >= range_.begin && top.index < range_.end ? top.index : -1;
   const Candidate mine = GumbelMaxRange(z, range_.begin, cutoff, params_.seed, position, hint);
   TS_ASSIGN_OR_RETURN(const ValueIndex best, comm_->MaxReduce({mine.value, mine.index}));
   return static_cast<int32_t>(best.index);
+}
+
+StatusOr<Mass> ShardedSampler::GlobalMass(float z_max, const Cutoff& cut, bool with_entropy) {
+  const int world = comm_->size();
+  if (max_blocks_ == 0) {  // once: every rank's block count
+    const int64_t mine = static_cast<int64_t>(blocks_.size());
+    counts_.resize(2 * static_cast<size_t>(world));
+    TS_RETURN_IF_ERROR(comm_->AllGather(&mine, sizeof(mine), counts_.data()));
+    max_blocks_ = *std::max_element(counts_.begin(), counts_.begin() + world);
+    blocks_.resize(max_blocks_);
+    all_blocks_.resize(static_cast<size_t>(world * max_blocks_));
+  }
+  const std::span<const float> z(scores_.data(), scores_.size());
+  const int64_t used = KeptMassBlocks(z, range_.begin, z_max, cut, with_entropy, blocks_);
+  std::fill(blocks_.begin() + used, blocks_.end(), Mass{});
+  TS_RETURN_IF_ERROR(
+      comm_->AllGather(blocks_.data(), blocks_.size() * sizeof(Mass), all_blocks_.data()));
+  // Rank order is id order; a rank's padding blocks add exact zeros only after its last block,
+  // which changes no sum (x + 0 == x).
+  Mass total;
+  for (const Mass& part : all_blocks_) {
+    total.w += part.w;
+    total.w_log_w += part.w_log_w;
+  }
+  return total;
+}
+
+StatusOr<Cutoff> ShardedSampler::FilterCutoff(float z_max) {
+  const std::span<const float> z(scores_.data(), scores_.size());
+  const int world = comm_->size();
+  if (world == 1) return ComputeCutoff(params_, z, z_max, candidates_);
+  Cutoff cut = MinPCutoff(params_, z_max);
+  if (params_.top_p < 1.0f || params_.top_k > 0) {
+    offers_.clear();
+    for (int64_t i = 0; i < range_.size(); ++i) {
+      const int64_t id = range_.begin + i;
+      if (cut.Keeps(z[i], id)) offers_.push_back({z[i], static_cast<int32_t>(id)});
+    }
+    const int64_t survivors = static_cast<int64_t>(offers_.size());
+    const int64_t k = params_.top_k;
+    if (k > 0 && survivors > k) {
+      // The global k-th score is at least this rank's k-th: its best k and their ties suffice.
+      std::nth_element(offers_.begin(), offers_.begin() + (k - 1), offers_.end(), ScoreBefore);
+      const float v = offers_[k - 1].z;
+      offers_.erase(std::partition(offers_.begin() + k, offers_.end(),
+                                   [v](const ScoredToken& t) { return t.z == v; }),
+                    offers_.end());
+    }
+    const int64_t mine[2] = {survivors, static_cast<int64_t>(offers_.size())};
+    counts_.resize(2 * static_cast<size_t>(world));
+    TS_RETURN_IF_ERROR(comm_->AllGather(mine, sizeof(mine), counts_.data()));
+    int64_t total = 0, most = 0;
+    for (int r = 0; r < world; ++r) {
+      total += counts_[2 * r];
+      most = std::max(most, counts_[2 * r + 1]);
+    }
+    offers_.resize(most, ScoredToken{0.0f, -1});
+    gathered_.resize(static_cast<size_t>(world * most));
+    if (most > 0) {
+      TS_RETURN_IF_ERROR(
+          comm_->AllGather(offers_.data(), most * sizeof(ScoredToken), gathered_.data()));
+    }
+    merged_.clear();
+    for (int r = 0; r < world; ++r) {
+      merged_.insert(merged_.end(), gathered_.begin() + r * most,
+                     gathered_.begin() + r * most + counts_[2 * r + 1]);
+    }
+    std::sort(merged_.begin(), merged_.end(), ScoreBefore);
+    Cutoff result;  // keeps all
+    int64_t n_work = static_cast<int64_t>(merged_.size());
+    if (k > 0 && k < total) {  // as ComputeCutoff: the k-th score, every tie kept
+      const float v = merged_[k - 1].z;
+      result = Cutoff{v, Cutoff::kAllTies};
+      while (n_work > k && merged_[n_work - 1].z < v) --n_work;
+    }
+    if (params_.top_p < 1.0f) {
+      TS_ASSIGN_OR_RETURN(const Mass m, GlobalMass(z_max, cut, /*with_entropy=*/false));
+      const double target = static_cast<double>(params_.top_p) * m.w;
+      double cumulative = 0.0;
+      for (int64_t j = 0; j < n_work; ++j) {
+        cumulative += std::exp(static_cast<double>(merged_[j].z) - z_max);
+        if (cumulative >= target) {
+          result = Stricter(result, Cutoff{merged_[j].z, merged_[j].id});
+          break;
+        }
+      }
+    }
+    cut = Stricter(cut, result);
+  }
+  if (params_.eta > 0.0f) {
+    TS_ASSIGN_OR_RETURN(const Mass m, GlobalMass(z_max, cut, /*with_entropy=*/true));
+    cut = Stricter(cut, EtaCutoff(params_, m, z_max));
+  }
+  return cut;
 }
 
 Status ShardedSampler::Candidates(const float* logits, std::span<const int32_t> window_tokens,
@@ -93,7 +187,7 @@ Status ShardedSampler::Candidates(const float* logits, std::span<const int32_t> 
     }
   } else {
     static const double kMaxNoise = GumbelFromBits(~uint64_t{0});
-    const Cutoff cutoff = ComputeCutoff(params_, z, static_cast<float>(top.value), candidates_);
+    TS_ASSIGN_OR_RETURN(const Cutoff cutoff, FilterCutoff(static_cast<float>(top.value)));
     for (int64_t i = 0; i < n; ++i) {
       const int64_t id = range_.begin + i;
       if (cutoff.Keeps(z[i], id)) {

@@ -4,9 +4,16 @@
 // winners. Noise is keyed by the global token id, so the result is the token Sampler::Sample
 // returns for the whole row, bit for bit; no rank ever holds the full row.
 //
-// Filters: min-p needs only z_max. top-p, top-k and eta need sums or selections over all
-// survivors (logits_processor.h says what would be reduced); with more than one rank they are
-// refused at Create for now.
+// Filters (logits_processor.h), the same cutoff as one rank computes, bit for bit:
+//   min-p: from z_max alone;
+//   top-k / top-p: each rank offers its min-p survivors (only its best k and their ties when
+//     top-k is on), one all-gather of the counts and one of the offers, then every rank sorts
+//     the same merged list; top-p's target mass is the sum of every rank's kReduceBlock block
+//     partials in id order (one more all-gather);
+//   eta: the kept mass and entropy the same way.
+// With top-p or eta every rank's range must start on a kReduceBlock boundary (the shard plan's
+// vocabulary unit is 1024); Create refuses others. Without top-k, top-p gathers every min-p
+// survivor: with min-p 0 that is the whole vocabulary, 12 bytes per token per rank.
 //
 //   TS_ASSIGN_OR_RETURN(ShardedSampler s, ShardedSampler::Create(params, shard->vocab(), comm));
 //   TS_ASSIGN_OR_RETURN(int32_t token, s.Sample(local_logits, window, position));
@@ -48,6 +55,10 @@ class ShardedSampler {
   // scores_ <- the rank's processed scores (penalty, temperature); returns (z_max, argmax) over
   // all ranks. Collective.
   StatusOr<ValueIndex> Score(const float* logits, std::span<const int32_t> window_tokens);
+  // The filters' cutoff over every rank's scores_ (see above). Collective when more than one
+  // rank has top-k, top-p or eta on.
+  StatusOr<Cutoff> FilterCutoff(float z_max);
+  StatusOr<Mass> GlobalMass(float z_max, const Cutoff& cut, bool with_entropy);
   SamplingParams params_;
   Range range_;
   Communicator* comm_;
@@ -61,6 +72,11 @@ class ShardedSampler {
   };
   std::vector<Entry> groups_[2];   // Candidates' best survivors and best removed tokens
   std::vector<Entry> mine_, all_;  // Candidates' offers and the gathered offers
+  // FilterCutoff's scratch.
+  std::vector<ScoredToken> offers_, gathered_, merged_;
+  std::vector<int64_t> counts_;  // (2 * ranks): survivors, offered
+  std::vector<Mass> blocks_, all_blocks_;
+  int64_t max_blocks_ = 0;  // most blocks any rank holds (0: not exchanged yet)
 };
 
 }  // namespace ts

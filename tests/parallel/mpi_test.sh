@@ -66,7 +66,7 @@ fi
 for np in 2 3; do
   if timeout 300 "${MPIRUN[@]}" -np "$np" "$tp_check" "${model_args[@]}" >"$tmp/out" 2>"$tmp/err"; then
     n=$(grep -c " ok," "$tmp/out")
-    want=$((np * (9 + 2 * ${#model_args[@]} / 2)))  # per rank: 9 tiny-model checks, 2 SmolLM2
+    want=$((np * (10 + 2 * ${#model_args[@]} / 2)))  # per rank: 10 tiny-model checks, 2 SmolLM2
     [ "$n" -eq "$want" ] && ok || bad "tp np $np: $n of $want checks ok: $(cat "$tmp/out")"
     grep -E "rank 0/" "$tmp/out"
   else
@@ -161,6 +161,17 @@ for m in ('ar', 'tokenswift'):
           f'{s[\"comm_bytes_sent_rank0\"] / s[\"steps\"]:.0f} bytes sent per step by rank 0')"
     done
   done
+  # The filters that need sums and selections over the split vocabulary (top-p, top-k, eta).
+  filters="--temperature 1 --top-p 0.9 --top-k 50 --eta 0.0009 --min-p 0 --penalty 1.2 --seed 5"
+  for mode in ar tokenswift; do
+    # shellcheck disable=SC2086
+    "${MPIRUN[@]}" -np 2 "$ts" generate --model "$model" --tp 2 -t 1 -q --ignore-eos \
+      -p "Write a story about a dragon." -n 200 $filters --mode "$mode" --heads "$heads" \
+      -o "$tmp/tpf_$mode.ids" >/dev/null 2>"$tmp/err" \
+      || bad "tp 2 $mode ($filters) failed: $(head -c 400 "$tmp/err")"
+  done
+  cmp -s "$tmp/tpf_ar.ids" "$tmp/tpf_tokenswift.ids" && [ "$(wc -l <"$tmp/tpf_ar.ids")" -eq 200 ] \
+    && ok || bad "tp 2 ($filters): TokenSwift ids differ from AR's"
   # bench --tp 2: both modes, lossless, rank 0 writes the report.
   if "${MPIRUN[@]}" -np 2 "$ts" bench --model "$model" --tp 2 -t 1 --heads "$heads" \
       --prompt-tokens 64 --gen-tokens 96 --interval 32 --out-dir "$tmp/bench" >"$tmp/out" 2>"$tmp/err"; then

@@ -397,6 +397,10 @@ int main(int argc, char** argv) {
     sampled.penalty_window = 64;
     sampled.seed = 9;
     failures += ts::CheckGeneration("generate sampled", *model, **comm, sampled, 32, 200);
+    ts::SamplingParams top_k = sampled;  // a selection over the split vocabulary
+    top_k.min_p = 0.0f;
+    top_k.top_k = 20;
+    failures += ts::CheckGeneration("generate top-k", *model, **comm, top_k, 32, 200);
     const std::string heads = (dir / "heads.safetensors").string();
     if (!ts::WriteRandomHeads(heads, model->config().hidden_size, 5).ok()) return 1;
     failures += ts::CheckHeads(*model, **comm, heads);
