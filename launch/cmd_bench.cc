@@ -2,6 +2,7 @@
 // speed is a ratio measured in one run), written as JSON, Markdown and an SVG speed curve.
 //
 //   tokenswift bench [--mode ar|tokenswift|both] [--heads PATH] --prompt-tokens N --gen-tokens N
+//   tokenswift bench --mode verify --prompt-tokens N [--rows 1,2,4,...] [--reps K] [--out-dir D]
 //                    [sampling flags as generate] [--tree 1,3,3,3] [--ngram-topk K]
 //                    [--interval N] [--json F] [--markdown F] [--plot F.svg] [--out-dir DIR]
 //
@@ -23,6 +24,9 @@
 // refused, the process-wide getrusage peak is reported instead and "peak_rss_method" says so
 // (then the second mode's figure includes the first's peak).
 //
+// --mode verify times one verify pass per tree row count over a prefilled context instead of
+// generating (launch/bench_verify.h).
+//
 // A hidden flag, --random-heads SEED, stands in for --heads with untrained random heads of the
 // model's hidden size (WriteRandomHeads into a temporary file that is removed once mapped), so
 // tests can bench tiny test models without shipping heads files.
@@ -36,6 +40,7 @@
 
 #include "launch/bench_inputs.h"
 #include "launch/bench_report.h"
+#include "launch/bench_verify.h"
 #include "launch/cli_common.h"
 #include "launch/commands.h"
 #include "launch/svg_plot.h"
@@ -71,6 +76,8 @@ struct BenchArgs {
   std::string plot;
   std::string out_dir;
   std::string prompt_ids_out;
+  std::string rows = "1,2,4,8,16,32,64";  // --mode verify
+  int reps = 5;                           // --mode verify
   TensorParallelFlags parallel;
   BackendOptions backend;
 };
@@ -164,16 +171,73 @@ Status WriteText(const std::string& path, const std::string& flag, const std::st
   return absl::OkStatus();
 }
 
+// Output paths: the explicit flags, else bench.{json,md,svg} under --out-dir (created).
+Status ResolveOutputs(const BenchArgs& args, std::string* json, std::string* md, std::string* svg) {
+  *json = args.json;
+  *md = args.markdown;
+  *svg = args.plot;
+  if (args.out_dir.empty()) return absl::OkStatus();
+  std::error_code ec;
+  fs::create_directories(args.out_dir, ec);
+  if (ec) return BadInput("--out-dir: cannot create '", args.out_dir, "': ", ec.message());
+  if (json->empty()) *json = (fs::path(args.out_dir) / "bench.json").string();
+  if (md->empty()) *md = (fs::path(args.out_dir) / "bench.md").string();
+  if (svg->empty()) *svg = (fs::path(args.out_dir) / "bench.svg").string();
+  return absl::OkStatus();
+}
+
+Status RunVerifyMode(const BenchArgs& args) {
+  VerifyBenchOptions options;
+  TS_ASSIGN_OR_RETURN(options.rows, ParseRows(args.rows));
+  if (args.reps < 1) return BadInput("--reps: expected at least 1, got ", args.reps);
+  if (args.parallel.tp != 1) return BadInput("--tp: --mode verify runs in one process (--tp 1)");
+  if (args.prompt_tokens > (int64_t{1} << 30)) {
+    return BadInput("--prompt-tokens: expected at most 2^30, got ", args.prompt_tokens);
+  }
+  TS_ASSIGN_OR_RETURN(options.kv_dtype, ParseKvDtype(args.backend.kv_dtype));
+  options.prefill_chunk = args.backend.batch_size;
+  std::string json_path, md_path, svg_path;
+  TS_RETURN_IF_ERROR(ResolveOutputs(args, &json_path, &md_path, &svg_path));
+  TS_ASSIGN_OR_RETURN(Model model, LoadModel(args.model, args.prompt_ids.empty()));
+  TS_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, BuildPrompt(args, model));
+  if (args.prompt_tokens > model.config().max_position) {
+    spdlog::warn("--prompt-tokens {} exceeds the model's trained context of {}", args.prompt_tokens,
+                 model.config().max_position);
+  }
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
+  TS_ASSIGN_OR_RETURN(const VerifyBenchResult r,
+                      RunVerifyBench(model, backend.get(), prompt, options));
+  const VerifyBenchMeta meta{args.model, ModelName(args.model), backend->Name(),
+                             args.backend.threads, args.backend.kv_dtype};
+  std::printf("tokenswift bench: verify at %lld tokens of context (%s, KV %s):",
+              static_cast<long long>(r.context_tokens), meta.backend.c_str(),
+              meta.kv_dtype.c_str());
+  for (const auto& [rows, ms] : r.median_ms) std::printf(" %d:%.2fms", rows, ms);
+  std::printf("\n");
+  std::fflush(stdout);
+  if (!json_path.empty()) TS_RETURN_IF_ERROR(WriteJson(json_path, VerifyBenchJson(r, meta)));
+  if (!md_path.empty()) {
+    TS_RETURN_IF_ERROR(WriteText(md_path, "--markdown", VerifyBenchMarkdown(r, meta)));
+  }
+  if (!svg_path.empty()) TS_RETURN_IF_ERROR(WriteText(svg_path, "--plot", VerifyBenchSvg(r, meta)));
+  return absl::OkStatus();
+}
+
 Status RunBench(const BenchArgs& args) {
   // Every flag is checked before the model is opened.
   TS_RETURN_IF_ERROR(Validate(args.sampling));
-  if (args.mode != "ar" && args.mode != "tokenswift" && args.mode != "both") {
-    return BadInput("--mode: expected ar, tokenswift or both, got '", args.mode, "'");
+  if (args.mode != "ar" && args.mode != "tokenswift" && args.mode != "both" &&
+      args.mode != "verify") {
+    return BadInput("--mode: expected ar, tokenswift, both or verify, got '", args.mode, "'");
   }
   if (args.prompt_tokens < 1) return BadInput("--prompt-tokens: expected at least 1");
   if (args.gen_tokens < 1) return BadInput("--gen-tokens: expected at least 1");
   if (args.interval < 1) return BadInput("--interval: expected at least 1, got ", args.interval);
   if (args.warmup < 0) return BadInput("--warmup: expected at least 0, got ", args.warmup);
+  if (!args.prompt_ids.empty() && !args.prompt_file.empty()) {
+    return BadInput("--prompt-ids / --prompt-file: expected at most one of them");
+  }
+  if (args.mode == "verify") return RunVerifyMode(args);
   const bool want_ts = args.mode != "ar";
   if (want_ts && args.heads.empty() && args.random_heads < 0) {
     return BadInput("--heads: --mode ", args.mode,
@@ -181,20 +245,10 @@ Status RunBench(const BenchArgs& args) {
                     "model.medusa_layers.* tensors)");
   }
   TS_RETURN_IF_ERROR(ValidateTensorParallel(args.parallel));
-  if (!args.prompt_ids.empty() && !args.prompt_file.empty()) {
-    return BadInput("--prompt-ids / --prompt-file: expected at most one of them");
-  }
   TS_ASSIGN_OR_RETURN(const TokenSwiftOptions options, ParseTokenSwiftFlags(args.tokenswift));
   TS_ASSIGN_OR_RETURN(const DType kv_dtype, ParseKvDtype(args.backend.kv_dtype));
-  std::string json_path = args.json, md_path = args.markdown, svg_path = args.plot;
-  if (!args.out_dir.empty()) {
-    std::error_code ec;
-    fs::create_directories(args.out_dir, ec);
-    if (ec) return BadInput("--out-dir: cannot create '", args.out_dir, "': ", ec.message());
-    if (json_path.empty()) json_path = (fs::path(args.out_dir) / "bench.json").string();
-    if (md_path.empty()) md_path = (fs::path(args.out_dir) / "bench.md").string();
-    if (svg_path.empty()) svg_path = (fs::path(args.out_dir) / "bench.svg").string();
-  }
+  std::string json_path, md_path, svg_path;
+  TS_RETURN_IF_ERROR(ResolveOutputs(args, &json_path, &md_path, &svg_path));
 
   TS_ASSIGN_OR_RETURN(Model model, LoadModel(args.model, args.prompt_ids.empty()));
   const ModelConfig& config = model.config();
@@ -313,7 +367,13 @@ void RegisterBench(CLI::App& app, Status* result) {
       app.add_subcommand("bench", "AR vs TokenSwift decode speed, as JSON, Markdown and SVG");
   sub->add_option("-m,--model", args->model, "GGUF file or HF model directory")
       ->capture_default_str();
-  sub->add_option("--mode", args->mode, "ar, tokenswift or both (AR first)")->capture_default_str();
+  sub->add_option("--mode", args->mode,
+                  "ar, tokenswift or both (AR first); verify: verify-pass cost by tree rows")
+      ->capture_default_str();
+  sub->add_option("--rows", args->rows, "--mode verify: tree row counts, ascending")
+      ->capture_default_str();
+  sub->add_option("--reps", args->reps, "--mode verify: timed passes per row count (median)")
+      ->capture_default_str();
   sub->add_option("--heads", args->heads, "draft heads (safetensors) for TokenSwift");
   AddTensorParallelOptions(sub, &args->parallel);
   sub->add_option("--random-heads", args->random_heads,

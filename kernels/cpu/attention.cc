@@ -38,207 +38,239 @@ static_assert(kAttnBlock % kLanes == 0 && kAttnSegment % kAttnBlock == 0);
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Rows of partial state per round: bounds the partial buffers for long causal prefills.
 constexpr int64_t kRoundPartialFloats = int64_t{1} << 22;
-// A shared bf16 block read by at least this many (row, head) pairs is widened to f32 once rather
-// than on every load (measured on SmolLM2 shapes: in place wins up to T = 4 rows x 3 group
-// heads, widening from T = 16).
-constexpr int64_t kWidenMinPairs = 16;
 
-// One block of keys/values stored as KT (float, or uint16_t = bf16): rows t < count of k and v,
-// `stride` elements apart, are the block's keys in logical order. k rows [count, kAttnBlock) must
-// be readable (their scores are dropped). bf16 widens to f32 exactly, so a block gives the same
-// bits read in place as bf16 or after conversion to f32.
-template <typename KT>
-struct Block {
-  const KT* k;
-  const KT* v;
-  int64_t stride;
-  int count;
+// ---- one block of keys against many (row, head) pairs -------------------------------------
+//
+// The block is kAttnBlock logical keys, `count` of them valid (count < kAttnBlock only for a
+// row's last block). K is held transposed, kt (head_dim, kAttnBlock) f32, so the scores of one
+// pair are whole vectors with one key per lane; V is read as rows (t, dp) f32 with `v_stride`.
+// Per pair p (query q_p already multiplied by the softmax scale, state m, l, acc):
+//   s_t  = q[0] k_t[0];  s_t = fma(q[d], k_t[d], s_t) for d = 1 .. head_dim - 1   (lane t)
+//   s_t  = -inf for t >= count
+//   m'   = max(m, max_t s_t);  c = exp(m - m')  (Highway Exp; 0 while m = -inf)
+//   p_t  = exp(s_t - m')   (Highway Exp, lane-wise);  l = fma(l, c, sum_t p_t)
+//   acc  = acc * c;  acc = fma(p_t, v_t, acc) for t = 0 .. count - 1 in order   (lane = d)
+// Every lane's chain is fixed by the pair's own data: register blocking over several pairs (a
+// GEMM tile of kQkPairs pairs x the block's keys, then of kPvPairs pairs x kPvVecs value vectors)
+// only decides which lanes run side by side, so a pair gets the same bits alone, among 64 rows,
+// or in a tail tile. Scores and value products do not depend on the vector width; sum_t p_t
+// (vector adds, then one lane reduction) does.
+
+constexpr int kKeyVecs = kAttnBlock / kLanes;                 // vectors of one pair's scores
+constexpr int kQkPairs = kKeyVecs >= 12 ? 1 : 12 / kKeyVecs;  // QK tile: pairs x kKeyVecs accs
+constexpr int kPvVecs = 4;                                    // PV tile: value vectors per pair
+constexpr int kPvPairs = 3;                                   // PV tile: pairs
+
+// The active pairs of one block: query, state and score row of each.
+struct PairList {
+  const float** q;  // (n) scaled queries, head_dim floats each
+  float** ml;       // (n) m, l
+  float** acc;      // (n) dp floats
+  float* s;         // (n, kAttnBlock) scores, then probabilities
+  float* c;         // (n) rescale factor of each pair's acc
+  int n = 0;
 };
 
-template <typename KT>
-HWY_INLINE VF LoadKv(const KT* HWY_RESTRICT p) {
+// Scores of kP pairs: s[i][t] = q_i . k_t, one FMA chain over d per lane.
+template <int kP>
+HWY_INLINE void QkTile(const float* const* q, const float* HWY_RESTRICT kt, int head_dim,
+                       float* HWY_RESTRICT s) {
   const DF df;
-  if constexpr (std::is_same_v<KT, float>) {
-    return hn::LoadU(df, p);
-  } else {
-    const hn::Rebind<hwy::bfloat16_t, DF> dh;
-    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::bfloat16_t*>(p)));
-  }
-}
-
-// q . k over dp floats as a vector of d-chunk partial products (lane sum = the dot): a chain of
-// MulAdd over the chunks. kC > 0: dp = kC * kLanes and qv holds q; kC == 0: any dp, q from memory.
-template <int kC, typename KT>
-HWY_INLINE VF DotChunks(const VF* qv, const float* HWY_RESTRICT q, const KT* HWY_RESTRICT k,
-                        int dp) {
-  const DF df;
-  if constexpr (kC > 0) {
-    VF a = hn::Mul(qv[0], LoadKv(k));
+  VF a[kP][kKeyVecs];
+  HWY_UNROLL(16)
+  for (int i = 0; i < kP; ++i) {
+    const VF qd = hn::Set(df, q[i][0]);
     HWY_UNROLL(16)
-    for (int c = 1; c < kC; ++c) a = hn::MulAdd(qv[c], LoadKv(k + c * kLanes), a);
-    return a;
-  } else {
-    VF a = hn::Mul(hn::LoadU(df, q), LoadKv(k));
-    for (int c = kLanes; c < dp; c += kLanes)
-      a = hn::MulAdd(hn::LoadU(df, q + c), LoadKv(k + c), a);
-    return a;
+    for (int j = 0; j < kKeyVecs; ++j) a[i][j] = hn::Mul(qd, hn::Load(df, kt + j * kLanes));
   }
-}
-
-// Dots of kKeys consecutive keys (rows `stride` floats apart) as kKeys groups of kLanes / kKeys
-// lanes, group g summing to key g's dot; kKeys == kLanes gives one key per lane, in order. A
-// fixed pairwise tree: Add(ConcatEven(hi, lo), ConcatOdd(hi, lo)) halves every group.
-template <int kKeys, int kC, typename KT>
-HWY_INLINE VF TreeDots(const VF* qv, const float* HWY_RESTRICT q, const KT* HWY_RESTRICT k,
-                       int64_t stride, int dp) {
-  if constexpr (kKeys == 1) {
-    return DotChunks<kC>(qv, q, k, dp);
-  } else {
-#if HWY_TARGET != HWY_SCALAR
-    const DF df;
-    const VF lo = TreeDots<kKeys / 2, kC>(qv, q, k, stride, dp);
-    const VF hi = TreeDots<kKeys / 2, kC>(qv, q, k + kKeys / 2 * stride, stride, dp);
-    return hn::Add(hn::ConcatEven(df, hi, lo), hn::ConcatOdd(df, hi, lo));
-#endif
-  }
-}
-
-// acc[d0, d0 + kG * kLanes) = acc * c + (o_0 + o_1) + (o_2 + o_3), o_r = sum over t = r mod 4
-// (t < count, in order) of p_t v_t. The grouping kG only changes register use, not arithmetic.
-template <int kG, typename KT>
-HWY_INLINE void AccumulateV(const float* HWY_RESTRICT p, const Block<KT>& blk, int d0, VF cv,
-                            float* HWY_RESTRICT acc) {
-  const DF df;
-  const KT* v = blk.v + d0;
-  const int64_t stride = blk.stride;
-  const int count = blk.count;
-  VF o[4][kG];
-  HWY_UNROLL(4)
-  for (int r = 0; r < 4; ++r) {
+  for (int d = 1; d < head_dim; ++d) {
+    // kP broadcasts, then one key vector at a time: kP * kKeyVecs + kP + 1 registers (16 with
+    // AVX2's tile of 3 x 4).
+    const float* row = kt + d * kAttnBlock;
+    VF qd[kP];
     HWY_UNROLL(16)
-    for (int g = 0; g < kG; ++g) o[r][g] = hn::Zero(df);
-  }
-  int t = 0;
-  for (; t + 4 <= count; t += 4) {
-    HWY_UNROLL(4)
-    for (int r = 0; r < 4; ++r) {
-      const VF pv = hn::Set(df, p[t + r]);
+    for (int i = 0; i < kP; ++i) qd[i] = hn::Set(df, q[i][d]);
+    HWY_UNROLL(16)
+    for (int j = 0; j < kKeyVecs; ++j) {
+      const VF k = hn::Load(df, row + j * kLanes);
       HWY_UNROLL(16)
-      for (int g = 0; g < kG; ++g) {
-        o[r][g] = hn::MulAdd(pv, LoadKv(v + (t + r) * stride + g * kLanes), o[r][g]);
-      }
-    }
-  }
-  HWY_UNROLL(4)
-  for (int r = 0; r < 3; ++r) {
-    if (t + r >= count) break;
-    const VF pv = hn::Set(df, p[t + r]);
-    HWY_UNROLL(16)
-    for (int g = 0; g < kG; ++g) {
-      o[r][g] = hn::MulAdd(pv, LoadKv(v + (t + r) * stride + g * kLanes), o[r][g]);
+      for (int i = 0; i < kP; ++i) a[i][j] = hn::MulAdd(qd[i], k, a[i][j]);
     }
   }
   HWY_UNROLL(16)
-  for (int g = 0; g < kG; ++g) {
-    const VF sum = hn::Add(hn::Add(o[0][g], o[1][g]), hn::Add(o[2][g], o[3][g]));
-    float* a = acc + d0 + g * kLanes;
-    hn::StoreU(hn::MulAdd(hn::LoadU(df, a), cv, sum), df, a);
+  for (int i = 0; i < kP; ++i) {
+    HWY_UNROLL(16)
+    for (int j = 0; j < kKeyVecs; ++j) hn::Store(a[i][j], df, s + i * kAttnBlock + j * kLanes);
   }
 }
 
-// The per-(row, head) step over one block (attention.h). q and acc: (dp) floats, dp a multiple
-// of kLanes, zero past head_dim; ml: (m, l). kC: dp / kLanes when specialised, else 0. Not
-// inlined: every caller of one dp runs the same machine code.
-template <int kC, typename KT>
-HWY_NOINLINE void UpdateBlock(const float* HWY_RESTRICT q, const Block<KT>& blk, int dp,
-                              float scale, float* HWY_RESTRICT ml, float* HWY_RESTRICT acc) {
+template <int kP = kQkPairs>
+HWY_INLINE void QkTail(const float* const* q, const float* kt, int head_dim, float* s, int left) {
+  if constexpr (kP > 1) {
+    if (left < kP) return QkTail<kP - 1>(q, kt, head_dim, s, left);
+  }
+  QkTile<kP>(q, kt, head_dim, s);
+}
+
+// acc_i[d0, d0 + kV * kLanes) = acc_i * c_i, then += p_i[t] v_t for t < count, for kP pairs.
+template <int kP, int kV>
+HWY_INLINE void PvTile(float* const* acc, const float* const* p, const float* c,
+                       const float* HWY_RESTRICT v, int64_t v_stride, int count, int d0) {
   const DF df;
-  alignas(64) float s[kAttnBlock];  // scores, then probabilities
-  const int count = blk.count;
-  VF qv[kC > 0 ? kC : 1];
-  if constexpr (kC > 0) {
+  VF a[kP][kV];
+  HWY_UNROLL(16)
+  for (int i = 0; i < kP; ++i) {
+    const VF cv = hn::Set(df, c[i]);
     HWY_UNROLL(16)
-    for (int c = 0; c < kC; ++c) qv[c] = hn::LoadU(df, q + c * kLanes);
+    for (int j = 0; j < kV; ++j) a[i][j] = hn::Mul(hn::LoadU(df, acc[i] + d0 + j * kLanes), cv);
   }
-  int j0 = 0;
-  for (; j0 < count; j0 += kLanes) {
-    const VF dots = TreeDots<kLanes, kC>(qv, q, blk.k + j0 * blk.stride, blk.stride, dp);
-    VF sv = hn::Mul(dots, hn::Set(df, scale));
-    if (count - j0 < kLanes) {
-      sv =
-          hn::IfThenElse(hn::FirstN(df, static_cast<size_t>(count - j0)), sv, hn::Set(df, kNegInf));
+  for (int t = 0; t < count; ++t) {
+    // kP broadcasts, then one value vector at a time (16 registers with AVX2's tile of 3 x 4).
+    const float* row = v + t * v_stride + d0;
+    VF pt[kP];
+    HWY_UNROLL(16)
+    for (int i = 0; i < kP; ++i) pt[i] = hn::Set(df, p[i][t]);
+    HWY_UNROLL(16)
+    for (int j = 0; j < kV; ++j) {
+      const VF vv = hn::LoadU(df, row + j * kLanes);
+      HWY_UNROLL(16)
+      for (int i = 0; i < kP; ++i) a[i][j] = hn::MulAdd(pt[i], vv, a[i][j]);
     }
-    hn::Store(sv, df, s + j0);
   }
-  const int used = j0;  // multiple of kLanes covering count
+  HWY_UNROLL(16)
+  for (int i = 0; i < kP; ++i) {
+    HWY_UNROLL(16)
+    for (int j = 0; j < kV; ++j) hn::StoreU(a[i][j], df, acc[i] + d0 + j * kLanes);
+  }
+}
+
+template <int kP>
+HWY_INLINE void PvPairs(float* const* acc, const float* const* p, const float* c, const float* v,
+                        int64_t v_stride, int count, int dp) {
+  int d0 = 0;
+  for (; d0 + kPvVecs * kLanes <= dp; d0 += kPvVecs * kLanes) {
+    PvTile<kP, kPvVecs>(acc, p, c, v, v_stride, count, d0);
+  }
+  for (; d0 < dp; d0 += kLanes) PvTile<kP, 1>(acc, p, c, v, v_stride, count, d0);
+}
+
+template <int kP = kPvPairs>
+HWY_INLINE void PvTail(float* const* acc, const float* const* p, const float* c, const float* v,
+                       int64_t v_stride, int count, int dp, int left) {
+  if constexpr (kP > 1) {
+    if (left < kP) return PvTail<kP - 1>(acc, p, c, v, v_stride, count, dp, left);
+  }
+  PvPairs<kP>(acc, p, c, v, v_stride, count, dp);
+}
+
+// Online-softmax step of one pair over its scores s (kAttnBlock, count valid): s becomes p.
+HWY_INLINE void SoftmaxStep(float* HWY_RESTRICT s, int count, float* HWY_RESTRICT ml,
+                            float* HWY_RESTRICT c) {
+  const DF df;
+  VF sv[kKeyVecs];
   VF vmax = hn::Set(df, kNegInf);
-  for (int j = 0; j < used; j += kLanes) vmax = hn::Max(vmax, hn::Load(df, s + j));
+  HWY_UNROLL(16)
+  for (int j = 0; j < kKeyVecs; ++j) {
+    sv[j] = hn::Load(df, s + j * kLanes);
+    const int valid = count - j * kLanes;
+    if (valid < kLanes) {
+      sv[j] = hn::IfThenElse(hn::FirstN(df, static_cast<size_t>(std::max(valid, 0))), sv[j],
+                             hn::Set(df, kNegInf));
+    }
+    vmax = hn::Max(vmax, sv[j]);
+  }
   const float m_old = ml[0];
   const float m_new = std::max(m_old, hn::GetLane(hn::MaxOfLanes(df, vmax)));
-  const float c = std::exp(m_old - m_new);  // 0 for the first block (m = -inf)
+  // 0 for the first block (m = -inf: Exp is 0 below -104).
+  *c = hn::GetLane(hn::Exp(df, hn::Set(df, m_old - m_new)));
+  const VF mv = hn::Set(df, m_new);
   VF psum = hn::Zero(df);
-  for (int j = 0; j < used; j += kLanes) {
-    VF p = hn::Exp(df, hn::Sub(hn::Load(df, s + j), hn::Set(df, m_new)));
-    if (count - j < kLanes) {
-      p = hn::IfThenElseZero(hn::FirstN(df, static_cast<size_t>(count - j)), p);
+  HWY_UNROLL(16)
+  for (int j = 0; j < kKeyVecs; ++j) {
+    VF p = hn::Exp(df, hn::Sub(sv[j], mv));
+    const int valid = count - j * kLanes;
+    if (valid < kLanes) {
+      p = hn::IfThenElseZero(hn::FirstN(df, static_cast<size_t>(std::max(valid, 0))), p);
     }
-    hn::Store(p, df, s + j);
+    hn::Store(p, df, s + j * kLanes);
     psum = hn::Add(psum, p);
   }
   ml[0] = m_new;
-  ml[1] = std::fma(ml[1], c, hn::GetLane(hn::SumOfLanes(df, psum)));
-  const VF cv = hn::Set(df, c);
-  constexpr int kGroup = kLanes >= 16 ? 4 : 2;  // value vectors in flight per t
+  ml[1] = std::fma(ml[1], *c, hn::GetLane(hn::SumOfLanes(df, psum)));
+}
+
+// The block step for every pair of `pairs` (see above). Not inlined: every caller runs the same
+// machine code, whether the block came from the cache or was gathered.
+HWY_NOINLINE void UpdatePairs(const PairList& pairs, const float* HWY_RESTRICT kt, int head_dim,
+                              const float* HWY_RESTRICT v, int64_t v_stride, int dp, int count) {
+  for (int i = 0; i < pairs.n; i += kQkPairs) {
+    QkTail(pairs.q + i, kt, head_dim, pairs.s + i * kAttnBlock, pairs.n - i);
+  }
+  for (int i = 0; i < pairs.n; ++i) {
+    SoftmaxStep(pairs.s + i * kAttnBlock, count, pairs.ml[i], pairs.c + i);
+  }
+  const float* p[kPvPairs];
+  for (int i = 0; i < pairs.n; i += kPvPairs) {
+    const int take = std::min(kPvPairs, pairs.n - i);
+    for (int j = 0; j < take; ++j) p[j] = pairs.s + (i + j) * kAttnBlock;
+    PvTail(pairs.acc + i, p, pairs.c + i, v, v_stride, count, dp, take);
+  }
+}
+
+// kt (head_dim, kAttnBlock) = the first `count` rows of k (`stride` apart), widened to f32;
+// columns >= count are zero.
+template <typename KT>
+HWY_INLINE void TransposeRows(const KT* HWY_RESTRICT k, int64_t stride, int count, int head_dim,
+                              float* HWY_RESTRICT kt) {
   int d0 = 0;
-  for (; d0 + kGroup * kLanes <= dp; d0 += kGroup * kLanes)
-    AccumulateV<kGroup>(s, blk, d0, cv, acc);
-  for (; d0 < dp; d0 += kLanes) AccumulateV<1>(s, blk, d0, cv, acc);
-}
-
-template <typename KT>
-using UpdateBlockFn = void (*)(const float*, const Block<KT>&, int, float, float*, float*);
-
-template <typename KT>
-UpdateBlockFn<KT> SelectUpdateBlock(int dp) {
-  switch (dp / kLanes) {
-    case 1:
-      return &UpdateBlock<1, KT>;
-    case 2:
-      return &UpdateBlock<2, KT>;
-    case 3:
-      return &UpdateBlock<3, KT>;
-    case 4:
-      return &UpdateBlock<4, KT>;
-    case 5:
-      return &UpdateBlock<5, KT>;
-    case 6:
-      return &UpdateBlock<6, KT>;
-    case 8:
-      return &UpdateBlock<8, KT>;
-    default:
-      return &UpdateBlock<0, KT>;
-  }
-}
-
-// dst (dp) = row (head_dim) as f32, zero past head_dim.
-template <typename KT>
-HWY_INLINE void RowToF32(const KT* HWY_RESTRICT row, int head_dim, int dp,
-                         float* HWY_RESTRICT dst) {
-  const DF df;
-  int d = 0;
-  if constexpr (std::is_same_v<KT, float>) {
-    std::memcpy(dst, row, sizeof(float) * head_dim);
-    d = head_dim;
-  } else {
-    const hn::Rebind<hwy::bfloat16_t, DF> dh;
-    for (; d + kLanes <= head_dim; d += kLanes) {
-      hn::StoreU(
-          hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::bfloat16_t*>(row + d))), df,
-          dst + d);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  if (count == kAttnBlock) {
+    // 8 x 8 tiles: 8 keys (rows) by 8 dims -> 8 dims (rows of kt) by 8 keys.
+    for (; d0 + 8 <= head_dim; d0 += 8) {
+      for (int t0 = 0; t0 < kAttnBlock; t0 += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) {
+          const KT* src = k + (t0 + i) * stride + d0;
+          if constexpr (std::is_same_v<KT, float>) {
+            r[i] = _mm256_loadu_ps(src);
+          } else {
+            const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+            r[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+          }
+        }
+        const __m256 t0a = _mm256_unpacklo_ps(r[0], r[1]), t1a = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2a = _mm256_unpacklo_ps(r[2], r[3]), t3a = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4a = _mm256_unpacklo_ps(r[4], r[5]), t5a = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6a = _mm256_unpacklo_ps(r[6], r[7]), t7a = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u0 = _mm256_shuffle_ps(t0a, t2a, 0x44), u1 = _mm256_shuffle_ps(t0a, t2a, 0xEE);
+        const __m256 u2 = _mm256_shuffle_ps(t1a, t3a, 0x44), u3 = _mm256_shuffle_ps(t1a, t3a, 0xEE);
+        const __m256 u4 = _mm256_shuffle_ps(t4a, t6a, 0x44), u5 = _mm256_shuffle_ps(t4a, t6a, 0xEE);
+        const __m256 u6 = _mm256_shuffle_ps(t5a, t7a, 0x44), u7 = _mm256_shuffle_ps(t5a, t7a, 0xEE);
+        float* dst = kt + d0 * kAttnBlock + t0;
+        _mm256_store_ps(dst + 0 * kAttnBlock, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_store_ps(dst + 1 * kAttnBlock, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_store_ps(dst + 2 * kAttnBlock, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_store_ps(dst + 3 * kAttnBlock, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_store_ps(dst + 4 * kAttnBlock, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_store_ps(dst + 5 * kAttnBlock, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_store_ps(dst + 6 * kAttnBlock, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_store_ps(dst + 7 * kAttnBlock, _mm256_permute2f128_ps(u3, u7, 0x31));
+      }
     }
-    for (; d < head_dim; ++d) dst[d] = BF16ToF32(row[d]);
   }
-  for (; d < dp; ++d) dst[d] = 0.0f;
+#endif
+  for (int d = d0; d < head_dim; ++d) {
+    float* dst = kt + d * kAttnBlock;
+    int t = 0;
+    for (; t < count; ++t) {
+      if constexpr (std::is_same_v<KT, float>) {
+        dst[t] = k[t * stride + d];
+      } else {
+        dst[t] = BF16ToF32(k[t * stride + d]);
+      }
+    }
+    for (; t < kAttnBlock; ++t) dst[t] = 0.0f;
+  }
 }
 
 // Everything one Attention call needs, shared by its tasks.
@@ -254,8 +286,6 @@ struct Job {
   float* partial_ml;        // (pair-segments, 2)
   const int64_t* row_base;  // (rows of the round + 1), pair-segment of (row, segment 0) / n_heads
   int64_t round_begin;      // first row of the round
-  UpdateBlockFn<float> update_f32;      // UpdateBlock for dp, f32 blocks
-  UpdateBlockFn<uint16_t> update_bf16;  // UpdateBlock for dp, bf16 blocks
 };
 
 inline int64_t PrefixLen(const Job& job, int64_t i) { return job.mask->prefix_len[i]; }
@@ -291,20 +321,76 @@ void FinishShortRows(const Job& job, int kvh, int64_t r0, int64_t r1) {
   }
 }
 
-// One task: KV head kvh, segment seg, rows [r0, r1). local: per-thread floats, at least
-// (2 * kAttnBlock + (r1 - r0) * group) * dp.
+// dst (dp) = row (head_dim) widened to f32, zero past head_dim.
 template <typename KT>
-void RunTask(const Job& job, int kvh, int64_t seg, int64_t r0, int64_t r1, float* local) {
+HWY_INLINE void RowToF32(const KT* HWY_RESTRICT row, int head_dim, int dp,
+                         float* HWY_RESTRICT dst) {
+  int d = 0;
+  if constexpr (std::is_same_v<KT, float>) {
+    std::memcpy(dst, row, sizeof(float) * head_dim);
+    d = head_dim;
+  } else {
+    const DF df;
+    const hn::Rebind<hwy::bfloat16_t, DF> dh;
+    for (; d + kLanes <= head_dim; d += kLanes) {
+      hn::StoreU(
+          hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::bfloat16_t*>(row + d))), df,
+          dst + d);
+    }
+    for (; d < head_dim; ++d) dst[d] = BF16ToF32(row[d]);
+  }
+  for (; d < dp; ++d) dst[d] = 0.0f;
+}
+
+// A thread's working memory for one task, carved from its AttentionThreadScratch.
+struct TaskBuffers {
+  float* kt;    // (head_dim, kAttnBlock) transposed keys, vector-aligned
+  float* vbuf;  // (kAttnBlock, dp) widened or gathered values
+  float* qbuf;  // (rows, group, head_dim) scaled queries
+  PairList pairs;
+};
+
+TaskBuffers CarveBuffers(AttentionThreadScratch& ts, int64_t pairs, int head_dim, int dp) {
+  constexpr size_t kAlign = 64 / sizeof(float);
+  auto up = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  const size_t kt = up(static_cast<size_t>(head_dim) * kAttnBlock);
+  const size_t vb = up(static_cast<size_t>(kAttnBlock) * dp);
+  const size_t qb = up(static_cast<size_t>(pairs) * head_dim);
+  const size_t sb = up(static_cast<size_t>(pairs) * kAttnBlock);
+  const size_t need = kt + vb + qb + sb + up(pairs) + kAlign;
+  if (ts.floats.size() < need) ts.floats.resize(need);
+  if (ts.q.size() < static_cast<size_t>(pairs)) {
+    ts.q.resize(pairs);
+    ts.ml.resize(pairs);
+    ts.acc.resize(pairs);
+  }
+  float* base = ts.floats.data();
+  base += (kAlign - reinterpret_cast<uintptr_t>(base) / sizeof(float) % kAlign) % kAlign;
+  TaskBuffers b;
+  b.kt = base;
+  b.vbuf = b.kt + kt;
+  b.qbuf = b.vbuf + vb;
+  b.pairs.s = b.qbuf + qb;
+  b.pairs.c = b.pairs.s + sb;
+  b.pairs.q = ts.q.data();
+  b.pairs.ml = ts.ml.data();
+  b.pairs.acc = ts.acc.data();
+  return b;
+}
+
+// One task: KV head kvh, segment seg, rows [r0, r1).
+template <typename KT>
+void RunTask(const Job& job, int kvh, int64_t seg, int64_t r0, int64_t r1,
+             AttentionThreadScratch& scratch) {
   const int dp = job.dp, head_dim = job.head_dim, group = job.group;
   const int64_t seg_lo = seg * kAttnSegment, seg_hi = seg_lo + kAttnSegment;
   const KvLayerView& cache = *job.cache;
   const int64_t head_offset = static_cast<int64_t>(kvh) * cache.capacity * head_dim;
   const KT* k_head = static_cast<const KT*>(cache.k) + head_offset;  // (capacity, head_dim)
   const KT* v_head = static_cast<const KT*>(cache.v) + head_offset;
-  float* kbuf = local;                   // (kAttnBlock, dp)
-  float* vbuf = kbuf + kAttnBlock * dp;  // (kAttnBlock, dp)
-  float* qbuf = vbuf + kAttnBlock * dp;  // (r1 - r0, group, dp)
-  int64_t shared_end = seg_lo;           // end of the blocks some row sees whole
+  TaskBuffers buf = CarveBuffers(scratch, (r1 - r0) * group, head_dim, dp);
+  PairList& pairs = buf.pairs;
+  int64_t shared_end = seg_lo;  // end of the blocks some row sees whole
   bool any = false;
   for (int64_t i = r0; i < r1; ++i) {
     if (SeqLen(job, i) <= seg_lo) continue;
@@ -312,9 +398,9 @@ void RunTask(const Job& job, int kvh, int64_t seg, int64_t r0, int64_t r1, float
     shared_end = std::max(shared_end, PrefixLen(job, i) / kAttnBlock * kAttnBlock);
     for (int g = 0; g < group; ++g) {
       const int h = kvh * group + g;
-      float* qd = qbuf + ((i - r0) * group + g) * dp;
-      std::memcpy(qd, job.q + (i * job.n_heads + h) * head_dim, sizeof(float) * head_dim);
-      std::fill(qd + head_dim, qd + dp, 0.0f);
+      float* qd = buf.qbuf + ((i - r0) * group + g) * head_dim;
+      const float* qs = job.q + (i * job.n_heads + h) * head_dim;
+      for (int d = 0; d < head_dim; ++d) qd[d] = qs[d] * job.scale;
       const int64_t ps = PairSegment(job, i, h, seg);
       job.partial_ml[2 * ps] = kNegInf;
       job.partial_ml[2 * ps + 1] = 0.0f;
@@ -326,54 +412,65 @@ void RunTask(const Job& job, int kvh, int64_t seg, int64_t r0, int64_t r1, float
     return;
   }
   shared_end = std::min(shared_end, seg_hi);
-  auto update_row = [&](int64_t i, const auto& blk) {
+  auto add_row = [&](int64_t i) {
     for (int g = 0; g < group; ++g) {
       const int64_t ps = PairSegment(job, i, kvh * group + g, seg);
-      const float* qg = qbuf + ((i - r0) * group + g) * dp;
-      if constexpr (std::is_same_v<std::decay_t<decltype(blk)>, Block<uint16_t>>) {
-        job.update_bf16(qg, blk, dp, job.scale, job.partial_ml + 2 * ps, job.partial_acc + ps * dp);
-      } else {
-        job.update_f32(qg, blk, dp, job.scale, job.partial_ml + 2 * ps, job.partial_acc + ps * dp);
-      }
+      pairs.q[pairs.n] = buf.qbuf + ((i - r0) * group + g) * head_dim;
+      pairs.ml[pairs.n] = job.partial_ml + 2 * ps;
+      pairs.acc[pairs.n] = job.partial_acc + ps * dp;
+      ++pairs.n;
     }
   };
+  const bool v_in_place = std::is_same_v<KT, float> && dp == head_dim;
   // Whole prefix blocks: read once, applied to every row whose prefix covers them.
   for (int64_t b0 = seg_lo; b0 < shared_end; b0 += kAttnBlock) {
-    int64_t users = 0;  // (row, head) pairs that see the whole block
-    for (int64_t i = r0; i < r1; ++i) users += PrefixLen(job, i) >= b0 + kAttnBlock ? group : 0;
-    // In place for f32, and for bf16 read by few pairs; else widened once (same bits either way).
-    if (dp == head_dim && (std::is_same_v<KT, float> || users < kWidenMinPairs)) {
-      const Block<KT> blk{k_head + b0 * head_dim, v_head + b0 * head_dim, head_dim, kAttnBlock};
-      for (int64_t i = r0; i < r1; ++i) {
-        if (PrefixLen(job, i) >= b0 + kAttnBlock) update_row(i, blk);
-      }
-    } else {  // f32 copy (padded to dp)
+    pairs.n = 0;
+    for (int64_t i = r0; i < r1; ++i) {
+      if (PrefixLen(job, i) >= b0 + kAttnBlock) add_row(i);
+    }
+    if (pairs.n == 0) continue;
+    TransposeRows(k_head + b0 * head_dim, head_dim, kAttnBlock, head_dim, buf.kt);
+    const float* v = buf.vbuf;
+    int64_t v_stride = dp;
+    if (v_in_place) {
+      v = reinterpret_cast<const float*>(v_head + b0 * head_dim);
+      v_stride = head_dim;
+    } else {
       for (int t = 0; t < kAttnBlock; ++t) {
-        RowToF32(k_head + (b0 + t) * head_dim, head_dim, dp, kbuf + t * dp);
-        RowToF32(v_head + (b0 + t) * head_dim, head_dim, dp, vbuf + t * dp);
-      }
-      const Block<float> blk{kbuf, vbuf, dp, kAttnBlock};
-      for (int64_t i = r0; i < r1; ++i) {
-        if (PrefixLen(job, i) >= b0 + kAttnBlock) update_row(i, blk);
+        RowToF32(v_head + (b0 + t) * head_dim, head_dim, dp, buf.vbuf + t * dp);
       }
     }
+    UpdatePairs(pairs, buf.kt, head_dim, v, v_stride, dp, kAttnBlock);
   }
-  // Each row's own blocks in this segment: the partial prefix block, then its extra slots.
+  // Each row's own blocks in this segment: the partial prefix block, then its extra slots,
+  // gathered (same arithmetic as a block read in place: the values are the same).
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t prefix = PrefixLen(job, i), len = SeqLen(job, i);
     const int32_t* extra =
         job.mask->extra_begin ? job.mask->extra_slots + job.mask->extra_begin[i] : nullptr;
     const int64_t end = std::min(len, seg_hi);
+    pairs.n = 0;
+    add_row(i);
     for (int64_t b0 = std::max(prefix / kAttnBlock * kAttnBlock, seg_lo); b0 < end;
          b0 += kAttnBlock) {
       const int count = static_cast<int>(std::min<int64_t>(kAttnBlock, len - b0));
       for (int t = 0; t < count; ++t) {
         const int64_t j = b0 + t;
         const int64_t slot = j < prefix ? j : extra[j - prefix];
-        RowToF32(k_head + slot * head_dim, head_dim, dp, kbuf + t * dp);
-        RowToF32(v_head + slot * head_dim, head_dim, dp, vbuf + t * dp);
+        const KT* krow = k_head + slot * head_dim;
+        for (int d = 0; d < head_dim; ++d) {
+          if constexpr (std::is_same_v<KT, float>) {
+            buf.kt[d * kAttnBlock + t] = krow[d];
+          } else {
+            buf.kt[d * kAttnBlock + t] = BF16ToF32(krow[d]);
+          }
+        }
+        RowToF32(v_head + slot * head_dim, head_dim, dp, buf.vbuf + t * dp);
       }
-      update_row(i, Block<float>{kbuf, vbuf, dp, count});
+      for (int d = 0; d < head_dim; ++d) {
+        std::fill(buf.kt + d * kAttnBlock + count, buf.kt + (d + 1) * kAttnBlock, 0.0f);
+      }
+      UpdatePairs(pairs, buf.kt, head_dim, buf.vbuf, dp, dp, count);
     }
   }
   if (seg == 0) FinishShortRows(job, kvh, r0, r1);
@@ -413,11 +510,9 @@ template <typename KT>
 void AttentionT(ThreadPool& pool, AttentionScratch& scratch, Job& job) {
   const int n_kv = job.cache->n_kv_heads, dp = job.dp;
   const int n_threads = pool.NumThreads();
-  const size_t local_floats =
-      static_cast<size_t>(2 * kAttnBlock + kAttnRowChunk * job.group + 1) * dp;
   if (static_cast<int>(scratch.local.size()) < n_threads) scratch.local.resize(n_threads);
   for (auto& l : scratch.local) {
-    if (l.size() < local_floats) l.assign(local_floats, 0.0f);
+    if (l.combine.size() < static_cast<size_t>(dp)) l.combine.resize(dp);
   }
   auto grow = [](auto& v, size_t need) {
     if (v.size() < need) v.resize(std::max(need, v.size() + v.size() / 2));
@@ -447,15 +542,14 @@ void AttentionT(ThreadPool& pool, AttentionScratch& scratch, Job& job) {
       const int64_t seg = task % n_seg;
       const int kvh = static_cast<int>(task / n_seg % n_kv);
       const int64_t r0 = ra + task / (n_seg * n_kv) * kAttnRowChunk;
-      RunTask<KT>(job, kvh, seg, r0, std::min(rb, r0 + kAttnRowChunk),
-                  scratch.local[thread].data());
+      RunTask<KT>(job, kvh, seg, r0, std::min(rb, r0 + kAttnRowChunk), scratch.local[thread]);
     });
     if (max_seg <= 1) {
       ra = rb;
       continue;
     }
     pool.ParallelFor(rb - ra, [&](int64_t r, int thread) {
-      CombineRow(job, ra + r, scratch.local[thread].data());
+      CombineRow(job, ra + r, scratch.local[thread].combine.data());
     });
     ra = rb;
   }
@@ -476,8 +570,6 @@ void AttentionImpl(ThreadPool& pool, AttentionScratch& scratch, const float* q, 
   job.mask = &mask;
   job.scale = scale;
   job.out = out;
-  job.update_f32 = SelectUpdateBlock<float>(job.dp);
-  job.update_bf16 = SelectUpdateBlock<uint16_t>(job.dp);
   if (cache.dtype == DType::kBF16) {
     AttentionT<uint16_t>(pool, scratch, job);
   } else {

@@ -140,6 +140,11 @@ expect_error 2 "--drafting" -- bench --model "$tmp/trunc.gguf" --random-heads 1 
 expect_error 2 "--max-draft-nodes" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --max-draft-nodes 0
 expect_error 2 "--draft-nodes" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --draft-nodes 99
 expect_error 2 "--draft-kv-budget" -- bench --model "$tmp/trunc.gguf" --random-heads 1 --draft-kv-budget 8
+expect_error 2 "--rows" -- bench --model "$tmp/trunc.gguf" --mode verify --rows 1,4,2
+expect_error 2 "--rows" -- bench --model "$tmp/trunc.gguf" --mode verify --rows 0,2
+expect_error 2 "--rows" -- bench --model "$tmp/trunc.gguf" --mode verify --rows 1,x
+expect_error 2 "--reps" -- bench --model "$tmp/trunc.gguf" --mode verify --reps 0
+expect_error 2 "--tp" -- bench --model "$tmp/trunc.gguf" --mode verify --tp 2
 # A job whose KV cache cannot fit fails before prefill, naming the flags to change.
 smol="${TS_CACHE_DIR:-$HOME/.cache/tokenswift}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 if [ -f "$smol" ]; then
@@ -190,6 +195,33 @@ md = open(d + "/bench.md").read()
 assert "| AR |" in md and "| TokenSwift |" in md and "lossless" in md and "| 64-90 |" in md, md
 svg = xml.dom.minidom.parse(d + "/bench.svg")
 assert len(svg.getElementsByTagName("polyline")) == 2
+PY
+  # bench --mode verify: the verify-pass cost by rows, past the tiny model's trained context.
+  if "$ts" bench --model "$tmp/tiny" --mode verify --prompt-ids "$tmp/ids.txt" \
+      --prompt-tokens 300 --rows 1,2,5,16 --reps 3 --threads 2 --out-dir "$tmp/vbench" \
+      >"$tmp/out" 2>"$tmp/err"; then
+    ok
+  else
+    bad "bench --mode verify on a tiny model failed: $(cat "$tmp/err")"
+  fi
+  if python3 - "$tmp/vbench" <<'PY'; then ok; else bad "verify bench JSON / Markdown / SVG"; fi
+import json, sys, xml.dom.minidom
+d = sys.argv[1]
+j = json.load(open(d + "/bench.json"))
+assert j["mode"] == "verify" and j["context_tokens"] == 300, j
+ms = j["verify_ms_by_rows"]
+assert sorted(ms, key=int) == ["1", "2", "5", "16"], ms
+assert all(v > 0 for v in ms.values()), ms
+assert all(len(j["samples_ms_by_rows"][k]) == 3 for k in ms), j["samples_ms_by_rows"]
+for k, v in ms.items():
+    s = sorted(j["samples_ms_by_rows"][k])
+    assert v == s[1], (k, v, s)  # the median of three
+assert abs(j["ratio_to_fewest_rows"]["16"] - ms["16"] / ms["1"]) < 1e-9
+assert j["prefill_tokens_per_second"] > 0 and j["kv_dtype"] == "f32", j
+md = open(d + "/bench.md").read()
+assert "| 16 |" in md and "300 tokens of context" in md, md
+svg = xml.dom.minidom.parse(d + "/bench.svg")
+assert len(svg.getElementsByTagName("polyline")) == 1
 PY
 else
   bad "make-test-model for bench failed: $(cat "$tmp/err")"

@@ -22,6 +22,7 @@
 #include "runtime/model/test_model.h"
 #include "tests/common/default_model.h"
 #include "tests/common/fixtures.h"
+#include "tests/common/simd_targets.h"
 
 namespace ts {
 namespace {
@@ -193,6 +194,21 @@ TEST_P(TinyLosslessTest, SampledStreamEqualsAr) {
 INSTANTIATE_TEST_SUITE_P(Presets, TinyLosslessTest,
                          ::testing::Values("llama-mha", "llama-gqa-llama3", "qwen2-yarn",
                                            "llama-gqa-3kv"),
+                         testing_fixtures::CaseName());
+
+// The same on every SIMD target this CPU supports (each target has its own attention and matmul
+// code; tests/common/simd_targets.h prints which ran and which were skipped), on the GQA model
+// shaped like SmolLM2 (3 KV heads).
+class TinySimdLosslessTest : public TinyLosslessTest {};
+
+TEST_P(TinySimdLosslessTest, StreamsEqualArOnEverySimdTarget) {
+  testing::ForEachSimdTarget([&] {
+    ExpectSameStream(Prompt(), Greedy(), 300, true);
+    ExpectSameStream(Prompt(), Sampled(9, 64), 300, false);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, TinySimdLosslessTest, ::testing::Values("llama-gqa-3kv"),
                          testing_fixtures::CaseName());
 
 class SmolLM2LosslessTest : public LosslessTest {

@@ -173,9 +173,9 @@ class AttentionBatchTest : public ::testing::TestWithParam<Param> {};
 
 // Verify-pass trees: T nodes with random parents below a committed prefix of `prefix` tokens;
 // node t at slot prefix + 2t (odd slots stay NaN). Each batch row must equal itself alone, and
-// selected nodes must equal the AR computation of the same token.
-TEST_P(AttentionBatchTest, TreeRowsMatchAloneAndAr) {
-  const auto [dtype, sh] = GetParam();
+// selected nodes must equal the AR computation of the same token. Runs on every SIMD target the
+// CPU supports (tests/common/simd_targets.h).
+void CheckTrees(DType dtype, Shape sh) {
   auto b = MakeCpuBackend(2);
   const int kv_elems = sh.n_kv_heads * sh.head_dim;
   const int64_t row_floats = int64_t{sh.n_heads()} * sh.head_dim;
@@ -210,7 +210,7 @@ TEST_P(AttentionBatchTest, TreeRowsMatchAloneAndAr) {
         batch.extra_begin.push_back(static_cast<int32_t>(batch.extra_slots.size()));
       }
       CheckBatch(cache, sh, batch, q, scale);
-      if (HasFatalFailure()) return;
+      if (::testing::Test::HasFatalFailure()) return;
 
       // AR: the deepest node and the last node, their paths in consecutive slots.
       testing::PaddedBuffer tree_out(nodes * row_floats);
@@ -238,6 +238,11 @@ TEST_P(AttentionBatchTest, TreeRowsMatchAloneAndAr) {
       }
     }
   }
+}
+
+TEST_P(AttentionBatchTest, TreeRowsMatchAloneAndAr) {
+  const auto [dtype, sh] = GetParam();
+  testing::ForEachSimdTarget([&] { CheckTrees(dtype, sh); });
 }
 
 // Rows with different prefix lengths (0 .. ~2.5 segments, rarely block multiples) and 0-3 extra

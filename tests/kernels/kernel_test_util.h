@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "hwy/targets.h"
 #include "kernels/cpu/dequant.h"
 #include "kernels/dtype.h"
+#include "tests/common/simd_targets.h"
 
 namespace ts::testing {
 
@@ -92,20 +92,5 @@ inline constexpr DType kAllDTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16,
                                        DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 
 inline std::string DTypeName(DType t) { return std::string(GetDTypeInfo(t).name); }
-
-// Runs fn() once per SIMD target this CPU supports (the kernels dispatch at run time, so each
-// target's code must hold the contracts on its own), then restores normal dispatch.
-template <typename Fn>
-void ForEachSimdTarget(Fn&& fn) {
-  const int64_t supported = hwy::SupportedTargets();
-  for (int64_t target : {int64_t{HWY_AVX3_DL}, int64_t{HWY_AVX3}, int64_t{HWY_AVX2},
-                         int64_t{HWY_SSE4}, int64_t{HWY_EMU128}, int64_t{HWY_SCALAR}}) {
-    if ((supported & target) == 0) continue;
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(std::string("SIMD target ") + hwy::TargetName(target));
-    fn();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
 
 }  // namespace ts::testing
