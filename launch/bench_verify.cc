@@ -78,10 +78,14 @@ StatusOr<VerifyBenchResult> RunVerifyBench(const Model& model, Backend* backend,
   for (int rows : options.rows) {
     tree.Reset(prompt.back(), static_cast<int32_t>(n));
     for (int i = 1; i < rows; ++i) {
-      // Tokens vary by node so no two siblings share one (the trie merges equal siblings).
-      tree.AddChild((i - 1) / 3, static_cast<int32_t>((prompt[i % n] + 7 * i) % vocab), 0);
+      // Siblings (i = 3p + 1 .. 3p + 3) get distinct tokens, so the trie merges none of them.
+      tree.AddChild((i - 1) / 3, static_cast<int32_t>((prompt.back() + i) % vocab), 0);
     }
     tree.Finalize();
+    if (tree.size() != rows) {
+      return RuntimeFailure("verify bench: a tree of ", rows, " rows came out with ", tree.size(),
+                            " (vocabulary of ", vocab, ")");
+    }
     ForwardBatch batch;
     batch.tokens = tree.tokens();
     batch.positions = tree.positions();

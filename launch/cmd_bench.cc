@@ -190,6 +190,7 @@ Status RunVerifyMode(const BenchArgs& args) {
   VerifyBenchOptions options;
   TS_ASSIGN_OR_RETURN(options.rows, ParseRows(args.rows));
   if (args.reps < 1) return BadInput("--reps: expected at least 1, got ", args.reps);
+  options.reps = args.reps;
   if (args.parallel.tp != 1) return BadInput("--tp: --mode verify runs in one process (--tp 1)");
   if (args.prompt_tokens > (int64_t{1} << 30)) {
     return BadInput("--prompt-tokens: expected at most 2^30, got ", args.prompt_tokens);
