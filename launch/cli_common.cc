@@ -21,7 +21,7 @@ std::string DefaultModelPath() { return CacheDir() + "/models/SmolLM2-135M-Instr
 void AddBackendOptions(CLI::App* app, BackendOptions* options) {
   app->add_option("-t,--threads", options->threads, "CPU threads (0 = all hardware threads)")
       ->check(CLI::NonNegativeNumber);
-  app->add_option("--kv-dtype", options->kv_dtype, "KV cache element type: f32 or bf16")
+  app->add_option("--kv-dtype", options->kv_dtype, "KV cache element type: bf16 or f32")
       ->capture_default_str();
   app->add_option("-b,--batch-size", options->batch_size, "tokens per prefill forward pass")
       ->capture_default_str()

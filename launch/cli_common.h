@@ -19,7 +19,9 @@ std::string DefaultModelPath();
 
 struct BackendOptions {
   int threads = 0;  // 0: all hardware threads
-  std::string kv_dtype = "f32";
+  // bf16: half the bytes of f32, faster at every verify size on the CPU, and no measurable
+  // perplexity cost (SmolLM2 on GPL-3: 15.6375 vs 15.6524 with f32).
+  std::string kv_dtype = "bf16";
   int64_t batch_size = 256;  // prefill chunk
 };
 void AddBackendOptions(CLI::App* app, BackendOptions* options);

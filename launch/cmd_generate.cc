@@ -224,7 +224,8 @@ Status RunGenerate(const GenerateArgs& args) {
   TS_RETURN_IF_ERROR(CheckMemory(
       static_cast<int64_t>(KvCache::BytesFor(run_config, capacity, kv_dtype)) + (64 << 20),
       absl::StrCat("the KV cache for ", capacity, " tokens (", args.backend.kv_dtype, ")"),
-      "lower --max-new-tokens, or use --kv-dtype bf16"));
+      kv_dtype == DType::kF32 ? "lower --max-new-tokens, or use --kv-dtype bf16"
+                              : "lower --max-new-tokens"));
   if (ctx > config.max_position) {
     spdlog::warn("--ctx-size {} is beyond the model's trained context of {} tokens", ctx,
                  config.max_position);

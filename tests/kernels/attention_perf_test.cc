@@ -7,7 +7,7 @@
 // Figures printed: wall ms per call (best of a few), the process CPU time of that call (robust
 // on a loaded machine), the effective KV read rate if the prefix were read once (bytes of K and V
 // of the prefix / wall time), and CPU ns per (row, query head, key). TS_PERF_THREADS=N picks the
-// thread count (default 2).
+// thread count (default 2), TS_PERF_PREFIX=P one prefix length instead of the default three.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -85,7 +85,9 @@ TEST(Attention, DISABLED_PerfAttention) {
     auto b = MakeCpuBackend(threads);
     std::printf("%s\n", b->Name().c_str());
     for (DType dtype : {DType::kBF16, DType::kF32}) {
-      for (int64_t prefix : {2048, 10240, 102400}) {
+      std::vector<int64_t> prefixes = {2048, 10240, 102400};
+      if (const char* e = std::getenv("TS_PERF_PREFIX")) prefixes = {std::atoll(e)};
+      for (int64_t prefix : prefixes) {
         for (int rows : {1, 4, 16, 41}) {
           const Timing t = TimeAttention(*b, dtype, prefix, rows);
           const double bytes = 2.0 * kKvHeads * prefix * kHeadDim * (dtype == DType::kF32 ? 4 : 2);
