@@ -86,12 +86,7 @@ StatusOr<VerifyBenchResult> RunVerifyBench(const Model& model, Backend* backend,
       return RuntimeFailure("verify bench: a tree of ", rows, " rows came out with ", tree.size(),
                             " (vocabulary of ", vocab, ")");
     }
-    ForwardBatch batch;
-    batch.tokens = tree.tokens();
-    batch.positions = tree.positions();
-    batch.slots = tree.slots();
-    batch.mask = tree.mask();
-    batch.logits_rows = std::span<const int32_t>(logits_rows.data(), rows);
+    const ForwardBatch batch = tree.VerifyBatch(std::span<const int32_t>(logits_rows.data(), rows));
     std::vector<double>& samples = result.samples_ms[rows];
     for (int rep = -1; rep < options.reps; ++rep) {  // rep -1: untimed
       const auto t1 = std::chrono::steady_clock::now();

@@ -32,7 +32,7 @@ struct VerifyBenchOptions {
   std::vector<int> rows = {1, 2, 4, 8, 16, 32, 64};  // ascending, each in [1, 1024]
   int reps = 5;                                      // timed passes per row count
   int64_t prefill_chunk = 256;                       // tokens per prefill forward
-  DType kv_dtype = DType::kF32;
+  DType kv_dtype = DType::kBF16;                     // the CLI default
 };
 
 struct VerifyBenchResult {

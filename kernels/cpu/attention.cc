@@ -217,60 +217,59 @@ HWY_NOINLINE void UpdatePairs(const PairList& pairs, const float* HWY_RESTRICT k
   }
 }
 
-// kt (head_dim, kAttnBlock) = the first `count` rows of k (`stride` apart), widened to f32;
-// columns >= count are zero.
+// Column t of kt (head_dim, kAttnBlock): dims [d0, d1) of the key `row`, widened to f32.
 template <typename KT>
-HWY_INLINE void TransposeRows(const KT* HWY_RESTRICT k, int64_t stride, int count, int head_dim,
-                              float* HWY_RESTRICT kt) {
+HWY_INLINE void PutKeyColumn(const KT* HWY_RESTRICT row, int d0, int d1, int t,
+                             float* HWY_RESTRICT kt) {
+  for (int d = d0; d < d1; ++d) {
+    if constexpr (std::is_same_v<KT, float>) {
+      kt[d * kAttnBlock + t] = row[d];
+    } else {
+      kt[d * kAttnBlock + t] = BF16ToF32(row[d]);
+    }
+  }
+}
+
+// kt (head_dim, kAttnBlock) = the kAttnBlock keys at k (rows `stride` apart), widened to f32.
+template <typename KT>
+HWY_INLINE void TransposeBlock(const KT* HWY_RESTRICT k, int64_t stride, int head_dim,
+                               float* HWY_RESTRICT kt) {
   int d0 = 0;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-  if (count == kAttnBlock) {
-    // 8 x 8 tiles: 8 keys (rows) by 8 dims -> 8 dims (rows of kt) by 8 keys.
-    for (; d0 + 8 <= head_dim; d0 += 8) {
-      for (int t0 = 0; t0 < kAttnBlock; t0 += 8) {
-        __m256 r[8];
-        for (int i = 0; i < 8; ++i) {
-          const KT* src = k + (t0 + i) * stride + d0;
-          if constexpr (std::is_same_v<KT, float>) {
-            r[i] = _mm256_loadu_ps(src);
-          } else {
-            const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-            r[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-          }
+  // 8 x 8 tiles: 8 keys (rows) by 8 dims -> 8 dims (rows of kt) by 8 keys.
+  for (; d0 + 8 <= head_dim; d0 += 8) {
+    for (int t0 = 0; t0 < kAttnBlock; t0 += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) {
+        const KT* src = k + (t0 + i) * stride + d0;
+        if constexpr (std::is_same_v<KT, float>) {
+          r[i] = _mm256_loadu_ps(src);
+        } else {
+          const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+          r[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
         }
-        const __m256 t0a = _mm256_unpacklo_ps(r[0], r[1]), t1a = _mm256_unpackhi_ps(r[0], r[1]);
-        const __m256 t2a = _mm256_unpacklo_ps(r[2], r[3]), t3a = _mm256_unpackhi_ps(r[2], r[3]);
-        const __m256 t4a = _mm256_unpacklo_ps(r[4], r[5]), t5a = _mm256_unpackhi_ps(r[4], r[5]);
-        const __m256 t6a = _mm256_unpacklo_ps(r[6], r[7]), t7a = _mm256_unpackhi_ps(r[6], r[7]);
-        const __m256 u0 = _mm256_shuffle_ps(t0a, t2a, 0x44), u1 = _mm256_shuffle_ps(t0a, t2a, 0xEE);
-        const __m256 u2 = _mm256_shuffle_ps(t1a, t3a, 0x44), u3 = _mm256_shuffle_ps(t1a, t3a, 0xEE);
-        const __m256 u4 = _mm256_shuffle_ps(t4a, t6a, 0x44), u5 = _mm256_shuffle_ps(t4a, t6a, 0xEE);
-        const __m256 u6 = _mm256_shuffle_ps(t5a, t7a, 0x44), u7 = _mm256_shuffle_ps(t5a, t7a, 0xEE);
-        float* dst = kt + d0 * kAttnBlock + t0;
-        _mm256_store_ps(dst + 0 * kAttnBlock, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_store_ps(dst + 1 * kAttnBlock, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_store_ps(dst + 2 * kAttnBlock, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_store_ps(dst + 3 * kAttnBlock, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_store_ps(dst + 4 * kAttnBlock, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_store_ps(dst + 5 * kAttnBlock, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_store_ps(dst + 6 * kAttnBlock, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_store_ps(dst + 7 * kAttnBlock, _mm256_permute2f128_ps(u3, u7, 0x31));
       }
+      const __m256 t0a = _mm256_unpacklo_ps(r[0], r[1]), t1a = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 t2a = _mm256_unpacklo_ps(r[2], r[3]), t3a = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 t4a = _mm256_unpacklo_ps(r[4], r[5]), t5a = _mm256_unpackhi_ps(r[4], r[5]);
+      const __m256 t6a = _mm256_unpacklo_ps(r[6], r[7]), t7a = _mm256_unpackhi_ps(r[6], r[7]);
+      const __m256 u0 = _mm256_shuffle_ps(t0a, t2a, 0x44), u1 = _mm256_shuffle_ps(t0a, t2a, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1a, t3a, 0x44), u3 = _mm256_shuffle_ps(t1a, t3a, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4a, t6a, 0x44), u5 = _mm256_shuffle_ps(t4a, t6a, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5a, t7a, 0x44), u7 = _mm256_shuffle_ps(t5a, t7a, 0xEE);
+      float* dst = kt + d0 * kAttnBlock + t0;
+      _mm256_store_ps(dst + 0 * kAttnBlock, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_store_ps(dst + 1 * kAttnBlock, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_store_ps(dst + 2 * kAttnBlock, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_store_ps(dst + 3 * kAttnBlock, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_store_ps(dst + 4 * kAttnBlock, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_store_ps(dst + 5 * kAttnBlock, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_store_ps(dst + 6 * kAttnBlock, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_store_ps(dst + 7 * kAttnBlock, _mm256_permute2f128_ps(u3, u7, 0x31));
     }
   }
 #endif
-  for (int d = d0; d < head_dim; ++d) {
-    float* dst = kt + d * kAttnBlock;
-    int t = 0;
-    for (; t < count; ++t) {
-      if constexpr (std::is_same_v<KT, float>) {
-        dst[t] = k[t * stride + d];
-      } else {
-        dst[t] = BF16ToF32(k[t * stride + d]);
-      }
-    }
-    for (; t < kAttnBlock; ++t) dst[t] = 0.0f;
-  }
+  for (int t = 0; t < kAttnBlock; ++t) PutKeyColumn(k + t * stride, d0, head_dim, t, kt);
 }
 
 // Everything one Attention call needs, shared by its tasks.
@@ -429,7 +428,7 @@ void RunTask(const Job& job, int kvh, int64_t seg, int64_t r0, int64_t r1,
       if (PrefixLen(job, i) >= b0 + kAttnBlock) add_row(i);
     }
     if (pairs.n == 0) continue;
-    TransposeRows(k_head + b0 * head_dim, head_dim, kAttnBlock, head_dim, buf.kt);
+    TransposeBlock(k_head + b0 * head_dim, head_dim, head_dim, buf.kt);
     const float* v = buf.vbuf;
     int64_t v_stride = dp;
     if (v_in_place) {
@@ -457,17 +456,10 @@ void RunTask(const Job& job, int kvh, int64_t seg, int64_t r0, int64_t r1,
       for (int t = 0; t < count; ++t) {
         const int64_t j = b0 + t;
         const int64_t slot = j < prefix ? j : extra[j - prefix];
-        const KT* krow = k_head + slot * head_dim;
-        for (int d = 0; d < head_dim; ++d) {
-          if constexpr (std::is_same_v<KT, float>) {
-            buf.kt[d * kAttnBlock + t] = krow[d];
-          } else {
-            buf.kt[d * kAttnBlock + t] = BF16ToF32(krow[d]);
-          }
-        }
+        PutKeyColumn(k_head + slot * head_dim, 0, head_dim, t, buf.kt);
         RowToF32(v_head + slot * head_dim, head_dim, dp, buf.vbuf + t * dp);
       }
-      for (int d = 0; d < head_dim; ++d) {
+      for (int d = 0; d < head_dim; ++d) {  // keys past count: zeros (their scores are dropped)
         std::fill(buf.kt + d * kAttnBlock + count, buf.kt + (d + 1) * kAttnBlock, 0.0f);
       }
       UpdatePairs(pairs, buf.kt, head_dim, buf.vbuf, dp, dp, count);

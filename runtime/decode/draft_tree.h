@@ -69,6 +69,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "runtime/model/transformer.h"
 
 namespace ts {
 
@@ -121,6 +122,17 @@ class DraftTree {
   // Pointers into this tree; valid until the next Reset.
   AttentionMask mask() const {
     return {prefix_len_.data(), extra_begin_.data(), extra_slots_.data()};
+  }
+  // The verify pass over this tree: every node's token at its position and slot under the tree
+  // mask, logits for `logits_rows`. Pointers into this tree; valid until the next Reset.
+  ForwardBatch VerifyBatch(std::span<const int32_t> logits_rows) const {
+    ForwardBatch batch;
+    batch.tokens = tokens();
+    batch.positions = positions();
+    batch.slots = slots();
+    batch.mask = mask();
+    batch.logits_rows = logits_rows;
+    return batch;
   }
   // Children of `node` in creation order. Needs Finalize.
   std::span<const int32_t> Children(int node) const {

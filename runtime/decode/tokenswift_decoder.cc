@@ -374,12 +374,7 @@ void TokenSwiftDecoder::BuildPlannedTree(int head_depth) {
 
 Status TokenSwiftDecoder::Verify(bool eager_logits) {
   const int n = tree_.size();
-  ForwardBatch batch;
-  batch.tokens = tree_.tokens();
-  batch.positions = tree_.positions();
-  batch.slots = tree_.slots();
-  batch.mask = tree_.mask();
-  batch.logits_rows = std::span<const int32_t>(rows_.data(), n);
+  const ForwardBatch batch = tree_.VerifyBatch(std::span<const int32_t>(rows_.data(), n));
   return model_->Forward(batch, *cache_, eager_logits ? logits_all_.data() : nullptr,
                          hidden_.data());
 }
