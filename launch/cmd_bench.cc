@@ -306,6 +306,7 @@ Status RunBench(const BenchArgs& args) {
                       SetUpTensorParallel(args.parallel, model, args.sampling));
   if (heads != nullptr && parallel.shard != nullptr) {
     TS_RETURN_IF_ERROR(heads->Shard(parallel.shard->plan().draft_hidden, parallel.comm.get()));
+    heads->SetVocabRange(parallel.shard->plan().vocab);
   }
   report.tp = args.parallel.tp;
   const bool printer = parallel.printer();

@@ -247,6 +247,7 @@ Status RunGenerate(const GenerateArgs& args) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
     if (parallel.shard != nullptr) {
       TS_RETURN_IF_ERROR(heads->Shard(parallel.shard->plan().draft_hidden, parallel.comm.get()));
+      heads->SetVocabRange(parallel.shard->plan().vocab);
     }
     auto d = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(),
                                                  args.sampling, ts_options, parallel.sharded());

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "launch/cli_common.h"
 #include "launch/commands.h"
 #include "nlohmann/json.hpp"
@@ -28,12 +29,15 @@ namespace {
 
 struct TrainHeadsArgs {
   std::string model;
-  std::string data;
+  std::vector<std::string> data;
   std::string samples;
   std::string output;
   std::string dtype = "bf16";
-  int64_t tokens = 32768;
+  int64_t tokens = -1;       // self-distilled training tokens; -1: 32768 without --data, else 0
+  int64_t eval_tokens = -1;  // self-distilled held-out tokens; -1: a tenth of tokens (or none)
   int64_t seq_len = 2048;
+  int64_t draft_vocab = 8192;  // 0: the whole vocabulary
+  double soft_targets = 0.0;   // weight of the model's own distribution in the targets
   int epochs = 3;
   double lr = 2e-2;  // see HeadTrainerOptions::lr
   int64_t batch_size = 64;
@@ -58,7 +62,21 @@ nlohmann::json MetricsJson(const train::HeadMetrics& m) {
   j["top3"] = m.top3;
   j["objective"] = m.objective;
   j["rows"] = m.rows;
+  if (!m.coverage.empty()) j["draft_vocab_coverage"] = m.coverage;
   return j;
+}
+
+// The --data files' names (not their paths: stats and heads files are committed and shared),
+// plus self-distillation.
+std::string DataDescription(const TrainHeadsArgs& a) {
+  std::string out;
+  for (const std::string& p : a.data) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", std::filesystem::path(p).filename().string());
+  }
+  if (a.tokens != 0 && !(a.tokens < 0 && !a.data.empty())) {
+    absl::StrAppend(&out, out.empty() ? "" : " + ", "self-distillation");
+  }
+  return out;
 }
 
 void LogMetrics(const char* what, const train::HeadMetrics& m) {
@@ -66,6 +84,9 @@ void LogMetrics(const char* what, const train::HeadMetrics& m) {
   for (size_t i = 0; i < m.loss.size(); ++i) {
     heads += fmt::format(" | head {}: loss {:.3f} top1 {:.3f} top3 {:.3f}", i, m.loss[i], m.top1[i],
                          m.top3[i]);
+    if (i < m.coverage.size() && m.coverage[i] < 1) {
+      heads += fmt::format(" (draft vocab covers {:.3f})", m.coverage[i]);
+    }
   }
   spdlog::info("train-heads: {} ({} rows): objective {:.4f}{}", what, m.rows, m.objective, heads);
 }
@@ -75,7 +96,14 @@ Status Validate(const TrainHeadsArgs& a) {
   if (a.dtype != "f32" && a.dtype != "bf16" && a.dtype != "f16") {
     return BadInput("--dtype: expected f32, bf16 or f16, got '", a.dtype, "'");
   }
-  if (a.data.empty() && a.tokens < 16) return BadInput("--tokens: expected at least 16");
+  if (a.data.empty() && a.tokens >= 0 && a.tokens < 16) {
+    return BadInput("--tokens: expected at least 16 without --data, got ", a.tokens);
+  }
+  if (a.tokens < -1 || a.eval_tokens < -1) return BadInput("--tokens/--eval-tokens: expected >= 0");
+  if (a.draft_vocab < 0) return BadInput("--draft-vocab: expected >= 0, got ", a.draft_vocab);
+  if (!(a.soft_targets >= 0 && a.soft_targets <= 1)) {
+    return BadInput("--soft-targets: expected a weight in [0, 1], got ", a.soft_targets);
+  }
   if (a.seq_len < 8) return BadInput("--seq-len: expected at least 8, got ", a.seq_len);
   if (a.epochs < 1) return BadInput("--epochs: expected at least 1, got ", a.epochs);
   if (!(a.lr > 0) || !std::isfinite(a.lr)) return BadInput("--lr: expected a positive value");
@@ -108,36 +136,55 @@ struct PreparedData {
   double hidden_rms = 0;      // mean over rows of the hidden states' root mean square
 };
 
-// Token sequences (the --data text, or self-distillation), then hidden states and the split.
-StatusOr<PreparedData> PrepareData(const TrainHeadsArgs& args, const std::string& text,
+// Self-distilled sequences of `tokens` tokens (held-out prompts or training prompts), read from
+// the `cache` file when it exists, else generated and written there (when cache is set).
+StatusOr<std::vector<train::TokenSequence>> SelfDistilled(const TrainHeadsArgs& args,
+                                                          const Model& model, Backend* backend,
+                                                          int64_t tokens, bool held_out,
+                                                          const std::string& cache) {
+  if (tokens <= 0) return std::vector<train::TokenSequence>{};
+  if (!cache.empty() && std::filesystem::exists(cache)) {
+    TS_ASSIGN_OR_RETURN(auto sequences, train::ReadSequences(cache, model.config().vocab_size));
+    spdlog::info("train-heads: {} self-distillation sequences from {}", sequences.size(), cache);
+    return sequences;
+  }
+  train::SelfDistillOptions sd;
+  sd.tokens = tokens;
+  sd.seq_len = args.seq_len;
+  sd.held_out = held_out;
+  sd.sampling.seed = args.seed;
+  sd.sampling.temperature = args.temperature;
+  sd.sampling.min_p = 0.1f;
+  sd.sampling.penalty = 1.2f;
+  sd.sampling.penalty_window = 1024;
+  TS_ASSIGN_OR_RETURN(auto sequences, train::GenerateSelfDistillation(model, backend, sd));
+  if (!cache.empty()) TS_RETURN_IF_ERROR(train::WriteSequences(cache, sequences));
+  return sequences;
+}
+
+// Token sequences (the --data texts and/or self-distillation), then hidden states and the split:
+// held-out rows are self-distilled from held-out prompts when --eval-tokens > 0, else the last
+// --eval-share of the rows.
+StatusOr<PreparedData> PrepareData(const TrainHeadsArgs& args, std::span<const std::string> texts,
                                    const Model& model, Backend* backend) {
   PreparedData out;
   auto phase = std::chrono::steady_clock::now();
   std::vector<train::TokenSequence> sequences;
-  if (!args.data.empty()) {
-    const std::vector<int32_t> ids = model.tokenizer->Encode(text, /*add_special=*/true);
-    sequences = train::CutIntoSequences(ids, args.seq_len);
-    if (sequences.empty()) return BadInput("--data: '", args.data, "' has fewer than 8 tokens");
-  } else {
-    train::SelfDistillOptions sd;
-    sd.tokens = args.tokens;
-    sd.seq_len = args.seq_len;
-    sd.sampling.seed = args.seed;
-    sd.sampling.temperature = args.temperature;
-    sd.sampling.min_p = 0.1f;
-    sd.sampling.penalty = 1.2f;
-    sd.sampling.penalty_window = 1024;
-    if (!args.samples.empty() && std::filesystem::exists(args.samples)) {
-      TS_ASSIGN_OR_RETURN(sequences, train::ReadSequences(args.samples, model.config().vocab_size));
-      spdlog::info("train-heads: {} self-distillation sequences from {}", sequences.size(),
-                   args.samples);
-    } else {
-      TS_ASSIGN_OR_RETURN(sequences, train::GenerateSelfDistillation(model, backend, sd));
-      if (!args.samples.empty()) {
-        TS_RETURN_IF_ERROR(train::WriteSequences(args.samples, sequences));
-      }
-    }
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::vector<int32_t> ids = model.tokenizer->Encode(texts[i], /*add_special=*/true);
+    std::vector<train::TokenSequence> cut = train::CutIntoSequences(ids, args.seq_len);
+    if (cut.empty()) return BadInput("--data: '", args.data[i], "' has fewer than 8 tokens");
+    spdlog::info("train-heads: {}: {} tokens", args.data[i], ids.size());
+    for (auto& s : cut) sequences.push_back(std::move(s));
   }
+  const int64_t tokens = args.tokens >= 0 ? args.tokens : (args.data.empty() ? 32768 : 0);
+  const int64_t eval_tokens = args.eval_tokens >= 0 ? args.eval_tokens : tokens / 10;
+  TS_ASSIGN_OR_RETURN(
+      auto own, SelfDistilled(args, model, backend, tokens, /*held_out=*/false, args.samples));
+  for (auto& s : own) sequences.push_back(std::move(s));
+  TS_ASSIGN_OR_RETURN(auto held,
+                      SelfDistilled(args, model, backend, eval_tokens, /*held_out=*/true,
+                                    args.samples.empty() ? "" : args.samples + ".heldout"));
   out.sequences = sequences.size();
   out.data_seconds = Seconds(phase);
 
@@ -147,8 +194,15 @@ StatusOr<PreparedData> PrepareData(const TrainHeadsArgs& args, const std::string
   data.hidden_size = model.config().hidden_size;
   TS_RETURN_IF_ERROR(
       train::AppendHiddenStates(model, backend, sequences, args.backend.batch_size, &data));
+  if (held.empty()) {
+    out.eval = train::SplitTail(data, args.eval_share);
+  } else {
+    out.eval.num_heads = data.num_heads;
+    out.eval.hidden_size = data.hidden_size;
+    TS_RETURN_IF_ERROR(
+        train::AppendHiddenStates(model, backend, held, args.backend.batch_size, &out.eval));
+  }
   out.hidden_seconds = Seconds(phase);
-  out.eval = train::SplitTail(data, args.eval_share);
   if (data.rows() == 0) return BadInput("--data / --tokens: no training rows");
   double rms_sum = 0;
   for (int64_t r = 0; r < data.rows(); ++r) {
@@ -172,9 +226,10 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
   TS_RETURN_IF_ERROR(Validate(args));
   const DType out_dtype =
       args.dtype == "f32" ? DType::kF32 : (args.dtype == "f16" ? DType::kF16 : DType::kBF16);
-  std::string text;
-  if (!args.data.empty()) {
-    TS_ASSIGN_OR_RETURN(text, ReadFile(args.data, "--data"));
+  std::vector<std::string> texts;
+  for (const std::string& path : args.data) {
+    TS_ASSIGN_OR_RETURN(std::string text, ReadFile(path, "--data"));
+    texts.push_back(std::move(text));
   }
   const auto start = std::chrono::steady_clock::now();
   TS_ASSIGN_OR_RETURN(Model model, LoadModel(args.model, /*require_tokenizer=*/true));
@@ -183,7 +238,7 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
   const int threads = args.backend.threads > 0
                           ? args.backend.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  TS_ASSIGN_OR_RETURN(PreparedData prepared, PrepareData(args, text, model, backend.get()));
+  TS_ASSIGN_OR_RETURN(PreparedData prepared, PrepareData(args, texts, model, backend.get()));
   const train::HeadDataset& data = prepared.train;
   const train::HeadDataset& eval = prepared.eval;
 
@@ -197,6 +252,25 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
   options.head_loss_decay = args.head_loss_decay;
   options.seed = args.seed;
   options.threads = threads;
+  options.soft_weight = args.soft_targets;
+  // The draft vocabulary: the most frequent target tokens of the training rows.
+  std::vector<int64_t> freq(static_cast<size_t>(config.vocab_size), 0);
+  for (int64_t r = 0; r < data.rows(); ++r) {
+    const int32_t t = data.targets[r * data.num_heads];
+    if (t >= 0 && t < config.vocab_size) ++freq[t];
+  }
+  if (args.draft_vocab > 0 && args.draft_vocab < config.vocab_size) {
+    std::vector<int32_t> ids(static_cast<size_t>(config.vocab_size));
+    for (int32_t j = 0; j < static_cast<int32_t>(ids.size()); ++j) ids[j] = j;
+    std::stable_sort(ids.begin(), ids.end(),
+                     [&](int32_t a, int32_t b) { return freq[a] > freq[b]; });
+    ids.resize(static_cast<size_t>(args.draft_vocab));
+    std::sort(ids.begin(), ids.end());
+    options.draft_vocab = std::move(ids);
+  }
+  // Unigram baseline: always proposing the most frequent training target.
+  const int32_t unigram_top =
+      static_cast<int32_t>(std::max_element(freq.begin(), freq.end()) - freq.begin());
   TS_ASSIGN_OR_RETURN(std::unique_ptr<train::HeadTrainer> trainer,
                       train::HeadTrainer::Create(config, model.weights(), options));
   nlohmann::json stats;
@@ -205,6 +279,20 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
     const train::HeadMetrics before = trainer->Evaluate(eval);
     LogMetrics("held-out before training", before);
     stats["eval_before"] = MetricsJson(before);
+    std::vector<double> unigram(eval.num_heads, 0.0);
+    std::vector<int64_t> counted(eval.num_heads, 0);
+    for (int64_t r = 0; r < eval.rows(); ++r) {
+      for (int i = 0; i < eval.num_heads; ++i) {
+        const int32_t t = eval.targets[r * eval.num_heads + i];
+        if (t < 0) continue;
+        ++counted[i];
+        unigram[i] += t == unigram_top ? 1 : 0;
+      }
+    }
+    for (int i = 0; i < eval.num_heads; ++i) unigram[i] /= std::max<int64_t>(counted[i], 1);
+    stats["eval_unigram_top1"] = unigram;
+    spdlog::info("train-heads: held-out unigram baseline top1 {:.3f} (token {})", unigram[0],
+                 unigram_top);
   }
   const int64_t total_steps = trainer->StepsPerEpoch(data.rows()) * args.epochs;
   nlohmann::json epochs = nlohmann::json::array();
@@ -225,6 +313,21 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
     epochs.push_back(ej);
   }
   const double train_seconds = Seconds(phase);
+  if (eval.rows() > 0) {
+    const train::ModelAgreement agree = trainer->AgreementWithModel(eval);
+    nlohmann::json j;
+    j["top1_sampled"] = agree.top1_sampled;
+    j["top1_model_argmax"] = agree.top1_argmax;
+    j["coupled_acceptance"] = agree.acceptance;
+    j["rows"] = agree.rows;
+    stats["eval_against_model"] = j;
+    for (size_t i = 0; i < agree.rows.size(); ++i) {
+      spdlog::info(
+          "train-heads: held-out head {}: top1 vs sampled token {:.3f}, vs model argmax {:.3f}, "
+          "coupled acceptance (1 - TV) {:.3f} ({} rows)",
+          i, agree.top1_sampled[i], agree.top1_argmax[i], agree.acceptance[i], agree.rows[i]);
+    }
+  }
 
   // 4. Output.
   std::map<std::string, std::string> metadata = {
@@ -233,7 +336,12 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
       {"tokenswift.base_model", std::filesystem::path(args.model).filename().string()},
       {"tokenswift.training_tokens", std::to_string(data.tokens)},
       {"tokenswift.epochs", std::to_string(args.epochs)},
-      {"tokenswift.data", args.data.empty() ? "self-distillation" : args.data}};
+      {"tokenswift.data", DataDescription(args)}};
+  if (!options.draft_vocab.empty()) {
+    std::string ids;
+    for (int32_t id : options.draft_vocab) absl::StrAppend(&ids, ids.empty() ? "" : " ", id);
+    metadata[std::string(kDraftVocabKey)] = std::move(ids);
+  }
   TS_RETURN_IF_ERROR(WriteSafetensors(args.output, trainer->Tensors(out_dtype), metadata));
   spdlog::info("train-heads: wrote {} ({}) after {:.1f} s", args.output, args.dtype,
                Seconds(start));
@@ -242,7 +350,9 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
     // The file name only: stats files are committed beside the heads they describe.
     stats["model"] = std::filesystem::path(args.model).filename().string();
     stats["output"] = args.output;
-    stats["data"] = args.data.empty() ? "self-distillation" : args.data;
+    stats["data"] = DataDescription(args);
+    stats["draft_vocab"] = options.draft_vocab.size();
+    stats["soft_targets"] = args.soft_targets;
     stats["sequences"] = prepared.sequences;
     stats["tokens"] = data.tokens;
     stats["train_rows"] = data.rows();
@@ -279,14 +389,24 @@ void RegisterTrainHeads(CLI::App& app, Status* result) {
   sub->add_option("-m,--model", args->model, "GGUF file or HF model directory")
       ->capture_default_str();
   sub->add_option("--data", args->data,
-                  "plain-text training file (default: self-distillation, the model's own samples)");
+                  "plain-text training files (repeatable); with --tokens, mixed with "
+                  "self-distillation");
   sub->add_option("--samples", args->samples,
                   "self-distillation samples cache: read when the file exists, else generated and "
                   "written there");
   sub->add_option("-o,--output", args->output, "safetensors file to write");
   sub->add_option("--dtype", args->dtype, "output tensor type: f32, bf16 or f16")
       ->capture_default_str();
-  sub->add_option("--tokens", args->tokens, "self-distillation: tokens to generate")
+  sub->add_option("--tokens", args->tokens,
+                  "self-distilled training tokens (default 32768 without --data, 0 with it)");
+  sub->add_option("--eval-tokens", args->eval_tokens,
+                  "self-distilled held-out tokens from held-out prompts (default: a tenth of "
+                  "--tokens; 0: hold out the last --eval-share of the rows)");
+  sub->add_option("--draft-vocab", args->draft_vocab,
+                  "heads predict over the K most frequent training tokens (0: whole vocabulary)")
+      ->capture_default_str();
+  sub->add_option("--soft-targets", args->soft_targets,
+                  "weight of the model's own distribution in the targets (0: sampled tokens only)")
       ->capture_default_str();
   sub->add_option("--seq-len", args->seq_len,
                   "tokens per sequence (--data) / generated per prompt (self-distillation)")

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <string_view>
@@ -19,6 +21,7 @@
 #include "runtime/common/mapped_file.h"
 #include "runtime/model/loader.h"
 #include "runtime/model/safetensors.h"
+#include "runtime/model/safetensors_writer.h"
 #include "runtime/model/test_model.h"
 #include "runtime/model/weight_names.h"
 
@@ -28,6 +31,29 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kPrefix = "model.medusa_layers.";
+
+// "tokenswift.draft_vocab" metadata: ascending, distinct ids in [0, vocab).
+StatusOr<std::vector<int32_t>> ParseDraftVocab(const std::string& text, const std::string& file,
+                                               int64_t vocab) {
+  std::vector<int32_t> ids;
+  const char* p = text.c_str();
+  while (*p != '\0') {
+    while (*p == ' ') ++p;
+    if (*p == '\0') break;
+    char* end = nullptr;
+    const long long id = std::strtoll(p, &end, 10);
+    if (end == p || (*end != ' ' && *end != '\0') || id < 0 || id >= vocab ||
+        (!ids.empty() && id <= ids.back())) {
+      return BadInput(file, ": metadata '", kDraftVocabKey,
+                      "': expected ascending token ids in [0, ", vocab, "), got '",
+                      std::string(p, end != p ? end : p + 1), "' after ", ids.size(), " ids");
+    }
+    ids.push_back(static_cast<int32_t>(id));
+    p = end;
+  }
+  if (ids.empty()) return BadInput(file, ": metadata '", kDraftVocabKey, "' holds no token id");
+  return ids;
+}
 
 // The *.safetensors files `path` stands for, sorted by name.
 StatusOr<std::vector<std::string>> SafetensorsFilesOf(const std::string& path) {
@@ -105,6 +131,11 @@ StatusOr<std::unique_ptr<DraftHeads>> DraftHeads::Load(const std::string& path,
     TS_ASSIGN_OR_RETURN(SafetensorsHeader header,
                         ParseSafetensors(file->data(), file->size(), file_path));
     bool used = false;
+    if (auto it = header.metadata.find(std::string(kDraftVocabKey)); it != header.metadata.end()) {
+      TS_ASSIGN_OR_RETURN(heads->draft_vocab_,
+                          ParseDraftVocab(it->second, file_path, config.vocab_size));
+      used = true;
+    }
     for (const SafetensorsEntry& e : header.tensors) {
       if (!e.name.starts_with(kPrefix)) continue;
       Found f;
@@ -184,8 +215,45 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
   }
   // One lm_head product for every head's rows: the weights are read once (rows are independent,
   // so each row's logits equal a product of that row alone).
-  backend.MatMul(lm_head, post_normed_.data(), n * num_heads(), logits_out);
+  if (draft_vocab_.empty()) {
+    backend.MatMul(lm_head, post_normed_.data(), n * num_heads(), logits_out);
+    return absl::OkStatus();
+  }
+  if (draft_lm_source_ != lm_head.data) BuildDraftLmHead(lm_head);
+  const int64_t rows = n * num_heads(), k = draft_lm_.rows, v = lm_head.rows;
+  std::fill(logits_out, logits_out + rows * v, -INFINITY);
+  if (k == 0) return absl::OkStatus();
+  backend.MatMul(draft_lm_, post_normed_.data(), rows, draft_logits_.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = draft_logits_.data() + r * k;
+    float* dst = logits_out + r * v;
+    for (int64_t j = 0; j < k; ++j) dst[draft_rows_[j]] = src[j];
+  }
   return absl::OkStatus();
+}
+
+void DraftHeads::BuildDraftLmHead(const Matrix& lm_head) {
+  const int64_t begin = vocab_range_.end < 0 ? 0 : vocab_range_.begin;
+  const int64_t end = vocab_range_.end < 0 ? lm_head.rows : vocab_range_.end;
+  draft_rows_.clear();
+  for (int32_t id : draft_vocab_) {
+    if (id >= begin && id < end && id - begin < lm_head.rows) {
+      draft_rows_.push_back(static_cast<int32_t>(id - begin));
+    }
+  }
+  // The rows as stored (same dtype, same bytes): each draft logit is the very dot product the
+  // whole-vocabulary product computes for that token.
+  const int64_t k = static_cast<int64_t>(draft_rows_.size());
+  draft_lm_bytes_.resize(static_cast<size_t>(k) * lm_head.row_bytes);
+  for (int64_t j = 0; j < k; ++j) {
+    std::memcpy(draft_lm_bytes_.data() + j * lm_head.row_bytes, lm_head.Row(draft_rows_[j]),
+                lm_head.row_bytes);
+  }
+  draft_lm_ = lm_head;
+  draft_lm_.data = draft_lm_bytes_.data();
+  draft_lm_.rows = k;
+  draft_logits_.assign(static_cast<size_t>(num_heads() * max_rows_ * k), 0.0f);
+  draft_lm_source_ = lm_head.data;
 }
 
 Status DraftHeads::Shard(Range rows, Communicator* comm) {

@@ -19,6 +19,15 @@
 // The released checkpoints are whole HF model directories (base weights plus these tensors,
 // usually sharded): Load accepts such a directory, a directory of heads only, or one file.
 //
+// Draft vocabulary (ours, optional): heads trained by `train-heads --draft-vocab K` carry the K
+// token ids they were trained to predict in the safetensors metadata "tokenswift.draft_vocab"
+// (ascending decimal ids separated by spaces; the K most frequent tokens of the training data,
+// as FR-Spec's frequency-ranked draft vocabulary). Apply then multiplies only those rows of
+// lm_head (copied as stored on first use, so each logit has the whole product's bits) and
+// writes -inf for every other token: a
+// head step reads K rows instead of the whole vocabulary, and the heads never propose a token
+// they were not trained on. Verification is unchanged, so decoding stays exactly lossless.
+//
 // Example, one draft step for the last committed token (n = 1):
 //   TS_ASSIGN_OR_RETURN(auto heads, DraftHeads::Load(heads_path, model.config(), /*max_rows=*/1));
 //   transformer.Forward(batch, partial_cache, logits0, hidden);   // hidden: (1, hidden_size)
@@ -29,6 +38,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -45,6 +55,9 @@ class MappedFile;
 
 // Heads in every released TokenSwift checkpoint (gamma = 4 = 1 + heads).
 inline constexpr int kTokenSwiftDraftHeads = 3;
+
+// Safetensors metadata key of the draft vocabulary (see the file comment).
+inline constexpr std::string_view kDraftVocabKey = "tokenswift.draft_vocab";
 
 // "model.medusa_layers.{head}.{part}.weight", part one of input_layernorm, linear,
 // post_layernorm.
@@ -73,6 +86,7 @@ class DraftHeads {
   DraftHeads& operator=(const DraftHeads&) = delete;
 
   // logits_out (num_heads, n, lm_head.rows) = every head's logits for the n rows of `hidden`
+  // (-inf outside the draft vocabulary, when the file has one)
   // (n, hidden_size), the final hidden states BEFORE the model's final norm. Uses only the
   // backend's RmsNorm, MatMul and Add, on scratch buffers owned here (host memory for now: see
   // the note on backends in draft_heads.cc). Row results do not depend on n (batch invariance
@@ -88,6 +102,14 @@ class DraftHeads {
   // (the ranks' ranges are exchanged); BadInput when the ranges do not tile [0, hidden_size).
   Status Shard(Range rows, Communicator* comm);
   Range rows() const { return rows_; }
+  // Tensor parallelism: lm_head holds the vocabulary rows `vocab` (the shard plan's vocab range);
+  // the draft vocabulary is then restricted to them. Default: all rows of the lm_head given.
+  void SetVocabRange(Range vocab) {
+    vocab_range_ = vocab;
+    draft_lm_source_ = nullptr;  // rebuilt on the next Apply
+  }
+  // Ascending token ids of the draft vocabulary; empty = the whole vocabulary.
+  const std::vector<int32_t>& draft_vocab() const { return draft_vocab_; }
 
   int num_heads() const { return static_cast<int>(heads_.size()); }
   int64_t hidden_size() const { return hidden_; }
@@ -99,6 +121,8 @@ class DraftHeads {
   DraftHeads() = default;
   Status ShardedLinear(Backend& backend, const Matrix& linear, const float* in, int64_t n,
                        float* out);
+  // draft_lm_ <- the draft vocabulary's rows of lm_head (those this rank holds), as stored.
+  void BuildDraftLmHead(const Matrix& lm_head);
 
   std::string source_;
   int64_t hidden_ = 0;
@@ -112,6 +136,14 @@ class DraftHeads {
   std::vector<float> stream_a_;  // residual streams x_i, alternating between heads
   std::vector<float> stream_b_;
   std::vector<float> post_normed_;  // (num_heads, max_rows, hidden): input of the lm_head product
+  // Draft vocabulary.
+  std::vector<int32_t> draft_vocab_;       // ascending token ids; empty = every token
+  Range vocab_range_{0, -1};               // lm_head's rows as token ids; end -1 = all of lm_head
+  const void* draft_lm_source_ = nullptr;  // the lm_head draft_lm_ was built from
+  std::vector<int32_t> draft_rows_;        // (K_local) lm_head rows of the draft tokens held here
+  std::vector<uint8_t> draft_lm_bytes_;    // (K_local) rows of lm_head, as stored
+  Matrix draft_lm_;                        // view of draft_lm_bytes_
+  std::vector<float> draft_logits_;        // (num_heads * max_rows, K_local)
   // Tensor parallelism (Shard).
   Range rows_;                    // this rank's linear output rows; all of them unsharded
   Communicator* comm_ = nullptr;  // null: unsharded

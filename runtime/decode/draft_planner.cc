@@ -12,7 +12,8 @@ constexpr double kPriorTrials = 4.0;
 constexpr double kModelPrior[] = {0.6, 0.12, 0.05, 0.03, 0.02, 0.01, 0.01, 0.01};
 constexpr double kHeadPrior[] = {0.35, 0.1, 0.05, 0.03, 0.02, 0.01, 0.01, 0.01};
 constexpr double kNgramPrior = 0.3;
-constexpr double kCostEma = 0.1;  // weight of a new observation in a cost average
+constexpr double kCostEma = 0.1;         // weight of a new observation in a cost average
+constexpr double kAcceptedDecay = 0.98;  // per speculative step, on the realized/predicted sums
 
 }  // namespace
 
@@ -167,6 +168,15 @@ void DraftPlanner::ObserveDraft(double seconds) {
   draft_cost_ = draft_cost_ > 0 ? (1 - kCostEma) * draft_cost_ + kCostEma * seconds : seconds;
 }
 
+void DraftPlanner::ObserveAccepted(const StepPlan& plan, int accepted) {
+  if (plan.kind == DraftKind::kAr) return;
+  realized_accepted_ = realized_accepted_ * kAcceptedDecay + std::max(accepted, 0);
+  predicted_accepted_ = predicted_accepted_ * kAcceptedDecay + std::max(plan.raw_accepted, 0.0);
+  // Keep the scale's numerator away from 0: the ratio stays meaningful after a long dry spell.
+  realized_accepted_ = std::max(realized_accepted_, 1e-3);
+  predicted_accepted_ = std::max(predicted_accepted_, 1e-3);
+}
+
 int DraftPlanner::EnumerateNodes(DraftKind kind, int ngram_branches) {
   const int limit = options_.max_nodes - 1;
   if (kind == DraftKind::kAr || limit <= 0) return 0;
@@ -204,36 +214,40 @@ int DraftPlanner::EnumerateNodes(DraftKind kind, int ngram_branches) {
 
 double DraftPlanner::ExpectedTokens(DraftKind kind, int rows, int ngram_branches) {
   const int n = std::min(EnumerateNodes(kind, ngram_branches), rows - 1);
-  double e = 1.0;
+  double e = 0.0;
   for (int i = 0; i < n; ++i) e += best_[i];
-  return e;
+  return 1.0 + e * acceptance_scale();
 }
 
 void DraftPlanner::Consider(DraftKind kind, int ngram_branches, StepPlan& best) {
   const int n = EnumerateNodes(kind, ngram_branches);
   const double overhead = kind == DraftKind::kFused ? heads_cost_ : draft_cost_;
-  double e = 1.0;
+  const double scale = acceptance_scale();
+  double raw = 0.0;  // predicted accepted drafts, before the realized/predicted scale
   auto consider_rows = [&](int rows) {
+    const double e = 1.0 + raw * scale;
     const double seconds = verify_cost_[rows] + overhead;
     if (seconds <= 0) {
       // Nothing measured yet (no calibration): a forced size speculates anyway, and its steps
       // teach the planner their cost.
-      if (options_.fixed_nodes > 0 && best.kind == DraftKind::kAr) best = {kind, rows, e, 0, false};
+      if (options_.fixed_nodes > 0 && best.kind == DraftKind::kAr) {
+        best = {kind, rows, e, 0, false, raw};
+      }
       return;
     }
     const double rate = e / seconds;
     const double best_rate =
         best.expected_seconds > 0 ? best.expected_tokens / best.expected_seconds : -1.0;
-    if (rate > best_rate) best = {kind, rows, e, seconds, false};
+    if (rate > best_rate) best = {kind, rows, e, seconds, false, raw};
   };
   if (options_.fixed_nodes > 0) {
     const int rows = std::min(options_.fixed_nodes, options_.max_nodes);
-    for (int i = 0; i < std::min(n, rows - 1); ++i) e += best_[i];
+    for (int i = 0; i < std::min(n, rows - 1); ++i) raw += best_[i];
     consider_rows(rows);
     return;
   }
   for (int rows = 2; rows <= n + 1; ++rows) {
-    e += best_[rows - 2];
+    raw += best_[rows - 2];
     consider_rows(rows);
   }
 }
@@ -260,8 +274,9 @@ StepPlan DraftPlanner::Plan(int ngram_branches, bool fused_ready) {
   }
   const bool ar_allowed = options_.mode == DraftingMode::kAuto && options_.ar_fallback &&
                           options_.fixed_nodes == 0 && ar.expected_seconds > 0;
-  const bool ar_faster = ar_allowed && ar.expected_tokens / ar.expected_seconds >=
-                                           spec.expected_tokens / spec.expected_seconds;
+  const bool ar_faster =
+      ar_allowed && ar.expected_tokens / ar.expected_seconds * (1.0 + options_.switch_margin) >=
+                        spec.expected_tokens / spec.expected_seconds;
   if (probe_interval_ == 0) probe_interval_ = options_.probe_every;
   if (ar_faster && ++steps_since_speculation_ < probe_interval_) {
     last_ar_alternative_ = spec;
@@ -285,10 +300,11 @@ std::string DraftPlanner::Describe() const {
   std::snprintf(buf, sizeof(buf),
                 "%s%s: best speculation %s with %d rows, expected %.2f tokens per %.2f ms "
                 "(%.0f tok/s) vs AR %.0f tok/s; head-0 top-1 rate %.2f, model top-1 rate %.2f, "
-                "heads %.2f ms, draft pass %.2f ms",
+                "realized/predicted accepted %.2f, heads %.2f ms, draft pass %.2f ms",
                 DraftKindName(last_.kind), last_.probe ? " (probe)" : "", DraftKindName(p.kind),
                 p.nodes, p.expected_tokens, p.expected_seconds * 1e3, spec_rate, ar_rate(),
-                RankProb(1, 0), RankProb(kModelSource, 0), heads_cost_ * 1e3, draft_cost_ * 1e3);
+                RankProb(1, 0), RankProb(kModelSource, 0), acceptance_scale(), heads_cost_ * 1e3,
+                draft_cost_ * 1e3);
   return buf;
 }
 

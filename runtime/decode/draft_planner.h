@@ -27,7 +27,13 @@
 // Cost. seconds(T) of a verify step with T rows, measured by the decoder at a few T (Calibrate)
 // and refreshed by every real step (exponential moving average); plus the heads' cost (kFused
 // pays it at the end of the previous step) or the draft pass's cost (kSeparate).
-// Plan = argmax over {kAr} and {kind, T} of E[tokens](kind, T) / seconds(kind, T). While kAr
+// Realized acceptance. The independence assumption and the rates' lag make E[tokens] a biased
+// prediction; every speculative step reports the drafts it actually got accepted, and the
+// planner scales its predicted accepted drafts by (decayed sum of accepted) / (decayed sum of
+// predicted), so a planner that keeps overestimating its trees learns to stop.
+// Plan = argmax over {kAr} and {kind, T} of E[tokens](kind, T) / seconds(kind, T); speculation
+// must beat AR by switch_margin (hysteresis: decisions near the break-even point would flip on
+// timing noise and gain nothing). While kAr
 // wins, a step still speculates now and then (a probe) so the statistics stay fresh: after
 // probe_every AR steps, then after twice as many each time AR keeps winning (up to probe_max),
 // back to probe_every once speculation wins on its merits. Failing probes thus cost at most
@@ -64,6 +70,8 @@ struct StepPlan {
   double expected_tokens = 1.0;   // per step
   double expected_seconds = 0.0;  // per step
   bool probe = false;             // speculating although AR was expected to be faster
+  double raw_accepted = 0.0;      // accepted drafts the rates predict (before the planner's
+                                  // realized/predicted scale)
 };
 
 struct DraftPlannerOptions {
@@ -74,10 +82,11 @@ struct DraftPlannerOptions {
   int ngram_topk = 20;  // n-gram branches per step
   int ngram_depth = 4;  // tokens per branch
   DraftingMode mode = DraftingMode::kAuto;
-  bool ar_fallback = true;  // kAuto may choose plain AR steps
-  double decay = 0.995;     // per observation, on every count of the observed source
-  int probe_every = 16;     // while AR wins: the first probe after this many AR steps
-  int probe_max = 256;      // longest interval between probes (doubling from probe_every)
+  bool ar_fallback = true;      // kAuto may choose plain AR steps
+  double decay = 0.995;         // per observation, on every count of the observed source
+  int probe_every = 16;         // while AR wins: the first probe after this many AR steps
+  int probe_max = 256;          // longest interval between probes (doubling from probe_every)
+  double switch_margin = 0.03;  // speculation must be expected this much faster than AR
 };
 
 class DraftPlanner {
@@ -105,6 +114,10 @@ class DraftPlanner {
   void ObserveVerify(int rows, double seconds);
   void ObserveHeads(double seconds);
   void ObserveDraft(double seconds);
+  // A speculative step planned as `plan` got `accepted` drafts accepted (tokens - 1).
+  void ObserveAccepted(const StepPlan& plan, int accepted);
+  // Realized / predicted accepted drafts (1 until steps are observed).
+  double acceptance_scale() const { return realized_accepted_ / predicted_accepted_; }
   double VerifyCost(int rows) const { return verify_cost_[rows]; }
 
   // The next step's plan. `ngram_branches`: continuations the table has for the root.
@@ -138,6 +151,9 @@ class DraftPlanner {
   std::vector<bool> calibrated_;     // (max_nodes + 1)
   double heads_cost_ = 0.0;
   double draft_cost_ = 0.0;
+  // Decayed sums of accepted and predicted drafts per speculative step (4 prior steps, ratio 1).
+  double realized_accepted_ = 4.0;
+  double predicted_accepted_ = 4.0;
   int64_t steps_since_speculation_ = 0;
   int64_t probe_interval_ = 0;  // AR steps before the next probe (0: probe_every)
   StepPlan last_;

@@ -390,15 +390,12 @@ StatusOr<int32_t> TokenSwiftDecoder::SampleNext(const float* logits) {
 // Acceptance evidence for the planner: the target at `depth` (1-based, below the root) against
 // the sources that could have proposed it.
 void TokenSwiftDecoder::RecordTarget(int depth, int32_t target) {
-  if (depth == 1) {
-    // A separate draft pass ranks with the model's own head and the sampler's noise
-    // (Sampler::Candidates), so with the exact row the target comes first. The partial cache
-    // equals the full cache up to its budget; beyond it this is an estimate from above.
-    planner_.RecordRank(DraftPlanner::kModelSource, 0);
-  }
+  // Every source that served this depth is scored by where the target sat in its list,
+  // including the separate draft pass's own distribution at depth 1 (over the partial cache: exact
+  // while the context fits its budget, an approximation beyond it).
   if (plan_.kind != DraftKind::kAr && depth <= planner_.HeadDepth(plan_.kind)) {
     const int src = planner_.SourceOfDepth(plan_.kind, depth);
-    if (src != DraftPlanner::kModelSource) {
+    {
       const auto& list = topk_[depth - 1];
       int rank = -1;
       for (int r = 0; r < static_cast<int>(list.size()); ++r) {
@@ -478,7 +475,12 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
       ++counters_.accepted_ngram;  // proposed by a branch
   }
   cached_ = static_cast<int64_t>(tokens_.size()) - 1;
-  if (coordinator_) planner_.ObserveVerify(tree_.size(), Seconds(t1));
+  if (coordinator_) {
+    planner_.ObserveVerify(tree_.size(), Seconds(t1));
+    if (!options_.static_tree) {
+      planner_.ObserveAccepted(plan_, static_cast<int>(path_.size()) - 1);
+    }
+  }
   ++counters_.steps;
   switch (plan_.kind) {
     case DraftKind::kAr:

@@ -47,26 +47,94 @@ std::vector<TokenSequence> CutIntoSequences(std::span<const int32_t> ids, int64_
   return out;
 }
 
+namespace {
+
+// Subjects and forms of the self-distillation prompts: every pair is one prompt, so the samples
+// cover stories, explanations, guides, letters, dialogue, essays and code across many domains.
+// The held-out subjects never appear in training prompts.
+constexpr const char* kSubjects[] = {
+    "a lighthouse keeper who finds a message in a bottle",
+    "the human immune system",
+    "starting a vegetable garden",
+    "the history of the Roman Empire",
+    "a small library's books, members and loans",
+    "a grandmother and her grandson who left for university",
+    "a marine biologist on a research ship",
+    "how computers work, from transistors to operating systems",
+    "two friends searching for a lost city in the desert",
+    "the causes and effects of climate change",
+    "the stars and planets",
+    "baking bread at home",
+    "reading books in the digital age",
+    "a village where the baker's recipe book disappears",
+    "personal finance: budgeting, saving, debt and investing",
+    "how a law is made",
+    "the invention of the printing press",
+    "training for a first marathon",
+    "a robot that learns to paint",
+    "volcanoes and earthquakes",
+    "the life of honeybees",
+    "learning a foreign language as an adult",
+    "a detective investigating a theft at a museum",
+    "the water cycle",
+    "the industrial revolution",
+    "a family moving to a new country",
+    "how vaccines are developed",
+    "the rules and strategy of chess",
+    "a spaceship crew that loses contact with Earth",
+    "the French Revolution",
+    "running a small coffee shop",
+    "the ocean's coral reefs",
+    "writing a good resume and preparing for an interview",
+    "a dragon who is afraid of fire",
+    "how the internet delivers a web page",
+    "ancient Egypt and the pyramids",
+    "keeping a dog healthy and happy",
+    "the discovery of penicillin",
+    "a musician preparing for a big concert",
+    "renewable energy: solar, wind and water",
+};
+constexpr const char* kHeldOutSubjects[] = {
+    "a clockmaker who can repair time itself",
+    "how bridges are designed and built",
+    "the history of the bicycle",
+    "a girl who befriends a fox in a snowy forest",
+};
+constexpr const char* kForms[] = {
+    "Write a long story about %s.",
+    "Explain %s in detail, as a thorough article with sections.",
+    "Write a step-by-step guide related to %s, with practical tips.",
+    "Write a dialogue between two people discussing %s.",
+    "Write a long letter to a friend about %s.",
+    "Write an essay about %s, with arguments and examples.",
+    "Write a Python program related to %s, then explain the code.",
+};
+
+std::vector<std::string> PromptsOf(std::span<const char* const> subjects) {
+  std::vector<std::string> out;
+  // Subject-major within each form, so consecutive prompts differ in both.
+  for (size_t f = 0; f < std::size(kForms); ++f) {
+    for (size_t i = 0; i < subjects.size(); ++i) {
+      const char* subject = subjects[(i + 3 * f) % subjects.size()];
+      const std::string form = kForms[f];
+      const size_t at = form.find("%s");
+      out.push_back(form.substr(0, at) + subject + form.substr(at + 2));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 const std::vector<std::string>& SelfDistillPrompts() {
-  static const std::vector<std::string>* prompts = new std::vector<std::string>{
-      "Write a long story about a lighthouse keeper who finds a message in a bottle.",
-      "Explain in detail how the human immune system fights a viral infection.",
-      "Write a detailed guide to starting a vegetable garden, from soil to harvest.",
-      "Tell me about the history of the Roman Empire, from its founding to its fall.",
-      "Write a Python program that manages a small library: books, members and loans. Explain "
-      "the code.",
-      "Write a letter from a grandmother to her grandson who just left for university.",
-      "Describe a day in the life of a marine biologist working on a research ship.",
-      "Explain how computers work, from transistors to operating systems, for a beginner.",
-      "Write a fantasy adventure about two friends searching for a lost city in the desert.",
-      "What are the causes and effects of climate change? Give a thorough overview.",
-      "Write a dialogue between a teacher and a curious student about the stars and planets.",
-      "Give step-by-step instructions for baking bread at home, with tips for beginners.",
-      "Write an essay on the importance of reading books in the digital age.",
-      "Write a mystery story set in a small village where the baker's recipe book disappears.",
-      "Explain the basics of personal finance: budgeting, saving, debt and investing.",
-      "Describe the process of how a law is made, from an idea to its enforcement.",
-  };
+  static const std::vector<std::string>* prompts =
+      new std::vector<std::string>(PromptsOf(kSubjects));
+  return *prompts;
+}
+
+const std::vector<std::string>& HeldOutPrompts() {
+  static const std::vector<std::string>* prompts =
+      new std::vector<std::string>(PromptsOf(kHeldOutSubjects));
   return *prompts;
 }
 
@@ -85,7 +153,8 @@ StatusOr<std::vector<TokenSequence>> GenerateSelfDistillation(const Model& model
     const std::vector<int32_t> start = tok.Encode("<|im_start|>", false);
     chat = start.size() == 1 && tok.IsControl(start[0]);
   }
-  const std::vector<std::string>& prompts = SelfDistillPrompts();
+  const std::vector<std::string>& prompts =
+      options.held_out ? HeldOutPrompts() : SelfDistillPrompts();
   const int64_t count = (options.tokens + options.seq_len - 1) / options.seq_len;
   std::vector<TokenSequence> out;
   int64_t remaining = options.tokens;
@@ -104,7 +173,8 @@ StatusOr<std::vector<TokenSequence>> GenerateSelfDistillation(const Model& model
                         KvCache::Create(config, capacity, DType::kF32));
     Transformer transformer(config, model.weights(), backend, 256);
     SamplingParams sampling = options.sampling;
-    sampling.seed = options.sampling.seed + static_cast<uint64_t>(k);
+    sampling.seed =
+        options.sampling.seed + static_cast<uint64_t>(k) + (options.held_out ? 1000003u : 0u);
     ArDecoder decoder(&transformer, cache.get(), sampling);
     GenerationLimits limits;
     limits.max_new_tokens = max_new;
@@ -224,8 +294,14 @@ HeadDataset SplitTail(HeadDataset& data, double share) {
   const int64_t keep = rows - n;
   tail.hidden.assign(data.hidden.begin() + keep * data.hidden_size, data.hidden.end());
   tail.targets.assign(data.targets.begin() + keep * data.num_heads, data.targets.end());
+  tail.ahead.assign(data.ahead.begin() + keep, data.ahead.end());
   data.hidden.resize(static_cast<size_t>(keep * data.hidden_size));
   data.targets.resize(static_cast<size_t>(keep * data.num_heads));
+  data.ahead.resize(static_cast<size_t>(keep));
+  // A kept row's following rows stop at the cut.
+  for (int64_t r = std::max<int64_t>(0, keep - data.num_heads); r < keep; ++r) {
+    data.ahead[r] = std::min<int32_t>(data.ahead[r], static_cast<int32_t>(keep - 1 - r));
+  }
   // Rows near the cut keep targets from the tail's text; that overlap is at most 3 tokens.
   tail.tokens = n;
   return tail;

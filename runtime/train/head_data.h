@@ -35,18 +35,22 @@ struct TokenSequence {
 // least 8 tokens.
 std::vector<TokenSequence> CutIntoSequences(std::span<const int32_t> ids, int64_t seq_len);
 
-// The built-in self-distillation prompts.
+// The built-in self-distillation prompts (subjects x forms: stories, articles, guides, dialogue,
+// letters, essays, code), and the held-out ones: the same forms on subjects no training prompt
+// has.
 const std::vector<std::string>& SelfDistillPrompts();
+const std::vector<std::string>& HeldOutPrompts();
 
 struct SelfDistillOptions {
   int64_t tokens = 0;       // generated tokens in total
   int64_t seq_len = 2048;   // generated tokens per prompt
   SamplingParams sampling;  // seed of prompt k's generation: sampling.seed + k
   bool chat = true;         // ChatML template when the vocabulary has it
+  bool held_out = false;    // HeldOutPrompts() (seeds offset too) instead of SelfDistillPrompts()
 };
 
-// Generates ceil(tokens / seq_len) sequences (prompt k = SelfDistillPrompts()[k % count]) with
-// the AR decoder. Needs a tokenizer.
+// Generates ceil(tokens / seq_len) sequences (prompt k = SelfDistillPrompts()[k % count], or
+// HeldOutPrompts()) with the AR decoder. Needs a tokenizer.
 StatusOr<std::vector<TokenSequence>> GenerateSelfDistillation(const Model& model, Backend* backend,
                                                               const SelfDistillOptions& options);
 

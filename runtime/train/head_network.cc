@@ -148,7 +148,7 @@ void HeadNetwork<T>::Logits(const HeadParams<T>& params, const T* hidden, int64_
 
 template <typename T>
 void HeadNetwork<T>::CrossEntropyRows(int i, const int32_t* targets, int64_t n, T coef,
-                                      bool gradient) {
+                                      bool gradient, const T* soft, T soft_weight) {
   const int64_t v = vocab_;
   auto row_task = [&](int64_t r, int /*thread*/) {
     T* z = logits_.data() + r * v;
@@ -159,19 +159,32 @@ void HeadNetwork<T>::CrossEntropyRows(int i, const int32_t* targets, int64_t n, 
       if (gradient) std::fill(z, z + v, T(0));
       return;
     }
+    const T* q = soft != nullptr ? soft + (i * n + r) * v : nullptr;
+    if (q != nullptr && !(q[0] >= T(0))) q = nullptr;
+    const T alpha = q != nullptr ? soft_weight : T(0);
     T zmax = z[0];
     for (int64_t j = 1; j < v; ++j) zmax = std::max(zmax, z[j]);
     double sum = 0;
     for (int64_t j = 0; j < v; ++j) sum += std::exp(z[j] - zmax);
     const double lse = static_cast<double>(zmax) + std::log(sum);
-    row_loss_[r] = lse - static_cast<double>(z[t]);
+    // CE(z, y) = lse - sum_j y_j z_j.
+    double yz = (1.0 - static_cast<double>(alpha)) * static_cast<double>(z[t]);
+    if (alpha > T(0)) {
+      double qz = 0;
+      for (int64_t j = 0; j < v; ++j) qz += static_cast<double>(q[j]) * static_cast<double>(z[j]);
+      yz += static_cast<double>(alpha) * qz;
+    }
+    row_loss_[r] = lse - yz;
     int32_t rank = 0;
     for (int64_t j = 0; j < v; ++j) rank += z[j] > z[t] ? 1 : 0;
     row_rank_[r] = rank;
     if (gradient) {
       const T lse_t = static_cast<T>(lse);
       for (int64_t j = 0; j < v; ++j) z[j] = coef * std::exp(z[j] - lse_t);
-      z[t] -= coef;
+      z[t] -= coef * (T(1) - alpha);
+      if (alpha > T(0)) {
+        for (int64_t j = 0; j < v; ++j) z[j] -= coef * alpha * q[j];
+      }
     }
   };
   if (pool_ != nullptr) {
@@ -237,8 +250,8 @@ void HeadNetwork<T>::ChainBackward(const HeadParams<T>& params, int64_t n, HeadP
 template <typename T>
 HeadBatchStats HeadNetwork<T>::LossAndGradient(const HeadParams<T>& params, const T* hidden,
                                                const int32_t* targets, int64_t n,
-                                               std::span<const double> weights,
-                                               HeadParams<T>* grad) {
+                                               std::span<const double> weights, HeadParams<T>* grad,
+                                               const T* soft, T soft_weight) {
   const int64_t h = hidden_, v = vocab_;
   HeadBatchStats stats;
   stats.Reset(num_heads_);
@@ -250,7 +263,7 @@ HeadBatchStats HeadNetwork<T>::LossAndGradient(const HeadParams<T>& params, cons
     int64_t count = 0;
     for (int64_t r = 0; r < n; ++r) count += targets[r * num_heads_ + i] >= 0 ? 1 : 0;
     const T coef = count > 0 ? static_cast<T>(weights[i] / static_cast<double>(count)) : T(0);
-    CrossEntropyRows(i, targets, n, coef, grad != nullptr);
+    CrossEntropyRows(i, targets, n, coef, grad != nullptr, soft, soft_weight);
     for (int64_t r = 0; r < n; ++r) {
       if (row_rank_[r] < 0) continue;
       stats.loss_sum[i] += row_loss_[r];

@@ -9,11 +9,13 @@
 //   p_i = rmsnorm(x_{i+1}) * post_w_i                (hidden)
 //   z_i = L p_i                                      L = lm_head (vocab, hidden), frozen
 // Loss: head i at position t is trained against token t + 2 + i (target -1 = none, e.g. past
-// the end of the sequence):
-//   loss = sum_i weight_i * mean over rows with a target of CE(z_i, target_i)
+// the end of the sequence), optionally mixed with a soft target q (the base model's own
+// distribution for that token, Hydra-style distillation) with weight alpha:
+//   y_i = (1 - alpha) onehot(target_i) + alpha q_i       (y_i = onehot where q is not given)
+//   loss = sum_i weight_i * mean over rows with a target of CE(z_i, y_i)
 //
 // Backward (rmsnorm: u = x r, r = (mean(x^2) + eps)^-1/2, so dx = r (du - u mean(du u))):
-//   dz_i = weight_i / count_i * (softmax(z_i) - onehot(target_i))
+//   dz_i = weight_i / count_i * (softmax(z_i) - y_i)
 //   dp_i = L^T dz_i                        (the big product, through a transposed copy of L)
 //   d post_w_i += dp_i * rmsnorm(x_{i+1});  g_{i+1} = rmsnorm_backward(dp_i * post_w_i)
 //   then from the last head down, dx = d loss / d x_{i+1} = g_{i+1} + (dx from head i+1):
@@ -76,15 +78,21 @@ class HeadNetwork {
 
   // Loss statistics of hidden (n, hidden) against targets (n, num_heads) (-1 = no target) with
   // head weights `weights` (num_heads). When grad is not nullptr it receives the gradient of
-  // stats.weighted_loss (overwritten, not accumulated).
+  // stats.weighted_loss (overwritten, not accumulated). soft: nullptr, or (num_heads, n, vocab)
+  // probabilities mixed in with weight soft_weight (a row whose first entry is negative has no
+  // soft target). Top-1/top-3 always count against the hard target.
   HeadBatchStats LossAndGradient(const HeadParams<T>& params, const T* hidden,
                                  const int32_t* targets, int64_t n, std::span<const double> weights,
-                                 HeadParams<T>* grad);
+                                 HeadParams<T>* grad, const T* soft = nullptr,
+                                 T soft_weight = T(0));
 
   int num_heads() const { return num_heads_; }
   int64_t hidden() const { return hidden_; }
   int64_t vocab() const { return vocab_; }
   int64_t max_rows() const { return max_rows_; }
+
+  // lm_head's rows (the vocabulary the heads predict over), (vocab, hidden).
+  const std::vector<T>& lm_head() const { return lm_head_; }
 
  private:
   // Forward through the heads' residual blocks: fills xs_, a_, inv_in_.
@@ -94,7 +102,8 @@ class HeadNetwork {
   // Per row of logits_ (head i): row_loss_ (cross-entropy), row_rank_ (logits above the
   // target's; -1 without a target) and, with `gradient`, logits_ replaced by
   // coef * (softmax - onehot(target)) (0 without a target).
-  void CrossEntropyRows(int i, const int32_t* targets, int64_t n, T coef, bool gradient);
+  void CrossEntropyRows(int i, const int32_t* targets, int64_t n, T coef, bool gradient,
+                        const T* soft, T soft_weight);
   // From d loss / d logits_ of head i: grad->post_w(i) and g_ for head i (d loss / d x_{i+1}).
   void PostNormBackward(const HeadParams<T>& params, int i, int64_t n, HeadParams<T>* grad);
   // From g_ of every head down the chain: grad->lin(i) and grad->in_w(i) for all heads.

@@ -44,6 +44,7 @@ void HeadDataset::AppendSequence(std::span<const int32_t> seq, const float* hidd
   for (int64_t t = std::max<int64_t>(first, 0); t + 2 < len; ++t) {
     hidden.insert(hidden.end(), hidden_states + t * hidden_size,
                   hidden_states + (t + 1) * hidden_size);
+    ahead.push_back(static_cast<int32_t>(std::min<int64_t>(num_heads, len - 3 - t)));
     for (int i = 0; i < num_heads; ++i) {
       const int64_t target = t + 2 + i;
       targets.push_back(target < len ? seq[target] : -1);
@@ -122,14 +123,41 @@ StatusOr<std::unique_ptr<HeadTrainer>> HeadTrainer::Create(const ModelConfig& co
   }
   if (weights.final_norm == nullptr) return BadInput("train-heads: the model has no final norm");
 
-  std::unique_ptr<HeadTrainer> t(new HeadTrainer(options, h, lm.rows));
+  const std::vector<int32_t>& dv = options.draft_vocab;
+  for (size_t j = 0; j < dv.size(); ++j) {
+    if (dv[j] < 0 || dv[j] >= lm.rows || (j > 0 && dv[j] <= dv[j - 1])) {
+      return BadInput("--draft-vocab: ids must ascend within [0, ", lm.rows, ")");
+    }
+  }
+  if (!(options.soft_weight >= 0 && options.soft_weight <= 1)) {
+    return BadInput("--soft-targets: expected a weight in [0, 1], got ", options.soft_weight);
+  }
+  const int64_t k = dv.empty() ? lm.rows : static_cast<int64_t>(dv.size());
+  std::unique_ptr<HeadTrainer> t(new HeadTrainer(options, h, k));
   t->pool_ = std::make_unique<cpu::ThreadPool>(std::max(1, options.threads));
-  std::vector<float> lm_f32(static_cast<size_t>(lm.rows * h));
+  t->full_vocab_ = lm.rows;
+  t->eps_ = config.rms_eps;
+  t->final_norm_.assign(weights.final_norm, weights.final_norm + h);
+  t->full_lm_.resize(static_cast<size_t>(lm.rows * h));
   for (int64_t r = 0; r < lm.rows; ++r)
-    DequantizeRow(lm.dtype, lm.Row(r), lm_f32.data() + r * h, h);
+    DequantizeRow(lm.dtype, lm.Row(r), t->full_lm_.data() + r * h, h);
+  t->vocab_map_.assign(static_cast<size_t>(lm.rows), -1);
+  std::vector<float> lm_f32(static_cast<size_t>(k * h));
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t id = dv.empty() ? j : dv[j];
+    t->vocab_map_[id] = static_cast<int32_t>(j);
+    std::copy(t->full_lm_.begin() + id * h, t->full_lm_.begin() + (id + 1) * h,
+              lm_f32.begin() + j * h);
+  }
   t->net_ =
-      std::make_unique<HeadNetwork<float>>(options.num_heads, h, lm.rows, std::move(lm_f32),
+      std::make_unique<HeadNetwork<float>>(options.num_heads, h, k, std::move(lm_f32),
                                            config.rms_eps, options.batch_size, t->pool_.get());
+  if (options.soft_weight > 0) {
+    t->soft_.assign(static_cast<size_t>(options.num_heads * options.batch_size * k), 0.0f);
+    t->teacher_in_.assign(static_cast<size_t>(options.batch_size * h), 0.0f);
+    t->teacher_logits_.assign(static_cast<size_t>(options.batch_size * k), 0.0f);
+  }
+  t->rows_idx_.resize(static_cast<size_t>(options.batch_size));
   const int nh = options.num_heads;
   t->params_ = HeadParams<float>::Zeros(nh, h);
   for (int i = 0; i < nh; ++i) {
@@ -142,8 +170,10 @@ StatusOr<std::unique_ptr<HeadTrainer>> HeadTrainer::Create(const ModelConfig& co
   for (int i = 0; i < nh; ++i) t->head_weights_.push_back(std::pow(options.head_loss_decay, i));
   t->batch_hidden_.assign(static_cast<size_t>(options.batch_size * h), 0.0f);
   t->batch_targets_.assign(static_cast<size_t>(options.batch_size * nh), -1);
-  spdlog::info("train-heads: {} heads, hidden {}, vocab {}, lm_head f32 {:.0f} MiB (x2), gemm {}",
-               nh, h, lm.rows, t->lm_head_bytes() / 1048576.0, GemmTargetName());
+  spdlog::info(
+      "train-heads: {} heads, hidden {}, draft vocabulary {} of {}, lm_head f32 {:.0f} MiB (x2), "
+      "soft-target weight {}, gemm {}",
+      nh, h, k, lm.rows, t->lm_head_bytes() / 1048576.0, options.soft_weight, GemmTargetName());
   return t;
 }
 
@@ -155,17 +185,166 @@ int64_t HeadTrainer::StepsPerEpoch(int64_t rows) const {
   return (rows + options_.batch_size - 1) / options_.batch_size;
 }
 
+void HeadTrainer::GatherTargets(const HeadDataset& data, const int64_t* rows, int64_t n,
+                                std::vector<int64_t>& covered, std::vector<int64_t>& total) {
+  const int nh = options_.num_heads;
+  for (int64_t k = 0; k < n; ++k) {
+    for (int i = 0; i < nh; ++i) {
+      const int32_t t = data.targets[rows[k] * nh + i];
+      int32_t mapped = -1;
+      if (t >= 0) {
+        ++total[i];
+        mapped = t < full_vocab_ ? vocab_map_[t] : -1;
+        if (mapped >= 0) ++covered[i];
+      }
+      batch_targets_[k * nh + i] = mapped;
+    }
+  }
+}
+
+void HeadTrainer::TeacherDistribution(const float* logits, int64_t v, float* probs) const {
+  float zmax = logits[0];
+  for (int64_t j = 1; j < v; ++j) zmax = std::max(zmax, logits[j]);
+  // min-p: keep p_j >= min_p * p_max, i.e. z_j >= zmax + log(min_p).
+  const float cut =
+      options_.teacher_min_p > 0 ? zmax + std::log(options_.teacher_min_p) : -INFINITY;
+  double sum = 0;
+  for (int64_t j = 0; j < v; ++j) {
+    const float e = logits[j] >= cut ? std::exp(logits[j] - zmax) : 0.0f;
+    probs[j] = e;
+    sum += e;
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t j = 0; j < v; ++j) probs[j] *= inv;
+}
+
+void HeadTrainer::TeacherTargets(const HeadDataset& data, const int64_t* rows, int64_t n) {
+  const int nh = options_.num_heads;
+  const int64_t h = hidden_, k = vocab_;
+  for (int i = 0; i < nh; ++i) {
+    for (int64_t r = 0; r < n; ++r) {
+      float* dst = teacher_in_.data() + r * h;
+      if (data.ahead[rows[r]] < 1 + i) {
+        std::fill(dst, dst + h, 0.0f);
+        continue;
+      }
+      const float* x = data.hidden.data() + (rows[r] + 1 + i) * h;
+      double ss = 0;
+      for (int64_t c = 0; c < h; ++c) ss += static_cast<double>(x[c]) * x[c];
+      const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(h) + eps_));
+      for (int64_t c = 0; c < h; ++c) dst[c] = x[c] * inv * final_norm_[c];
+    }
+    GemmNT<float>(pool_.get(), n, k, h, teacher_in_.data(), h, net_->lm_head().data(), h,
+                  teacher_logits_.data(), k, false);
+    auto row_task = [&](int64_t r, int /*thread*/) {
+      float* q = soft_.data() + (i * n + r) * k;
+      if (data.ahead[rows[r]] < 1 + i) {
+        q[0] = -1.0f;
+        return;
+      }
+      TeacherDistribution(teacher_logits_.data() + r * k, k, q);
+    };
+    pool_->ParallelFor(n, row_task);
+  }
+}
+
 HeadMetrics HeadTrainer::Evaluate(const HeadDataset& data) {
+  const int nh = options_.num_heads;
   HeadBatchStats total;
-  total.Reset(options_.num_heads);
+  total.Reset(nh);
+  std::vector<int64_t> covered(nh, 0), all(nh, 0);
   const int64_t rows = data.rows(), bs = options_.batch_size;
   for (int64_t r0 = 0; r0 < rows; r0 += bs) {
     const int64_t n = std::min(bs, rows - r0);
+    for (int64_t k = 0; k < n; ++k) rows_idx_[k] = r0 + k;
+    GatherTargets(data, rows_idx_.data(), n, covered, all);
     total.Add(net_->LossAndGradient(params_, data.hidden.data() + r0 * hidden_,
-                                    data.targets.data() + r0 * options_.num_heads, n, head_weights_,
-                                    nullptr));
+                                    batch_targets_.data(), n, head_weights_, nullptr));
   }
-  return MetricsOf(total, head_weights_);
+  HeadMetrics m = MetricsOf(total, head_weights_);
+  m.coverage.resize(nh);
+  for (int i = 0; i < nh; ++i) m.coverage[i] = all[i] > 0 ? double(covered[i]) / all[i] : 0.0;
+  return m;
+}
+
+ModelAgreement HeadTrainer::AgreementWithModel(const HeadDataset& data) {
+  const int nh = options_.num_heads;
+  const int64_t h = hidden_, k = vocab_, v = full_vocab_, bs = options_.batch_size;
+  ModelAgreement out;
+  out.top1_sampled.assign(nh, 0.0);
+  out.top1_argmax.assign(nh, 0.0);
+  out.acceptance.assign(nh, 0.0);
+  out.rows.assign(nh, 0);
+  std::vector<float> head_logits(static_cast<size_t>(nh * bs * k));
+  std::vector<float> normed(static_cast<size_t>(bs * h)), model_logits(static_cast<size_t>(bs * v));
+  std::vector<std::vector<float>> p(options_.threads + 1, std::vector<float>(k)),
+      q(options_.threads + 1, std::vector<float>(v));
+  std::vector<double> sampled(bs), argmax(bs), accept(bs);
+  std::vector<uint8_t> valid(bs);
+  const int64_t rows = data.rows();
+  for (int64_t r0 = 0; r0 < rows; r0 += bs) {
+    const int64_t n = std::min(bs, rows - r0);
+    net_->Logits(params_, data.hidden.data() + r0 * h, n, head_logits.data());
+    for (int i = 0; i < nh; ++i) {
+      for (int64_t r = 0; r < n; ++r) {
+        float* dst = normed.data() + r * h;
+        valid[r] = data.ahead[r0 + r] >= 1 + i && data.targets[(r0 + r) * nh + i] >= 0;
+        if (!valid[r]) {
+          std::fill(dst, dst + h, 0.0f);
+          continue;
+        }
+        const float* x = data.hidden.data() + (r0 + r + 1 + i) * h;
+        double ss = 0;
+        for (int64_t c = 0; c < h; ++c) ss += static_cast<double>(x[c]) * x[c];
+        const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(h) + eps_));
+        for (int64_t c = 0; c < h; ++c) dst[c] = x[c] * inv * final_norm_[c];
+      }
+      GemmNT<float>(pool_.get(), n, v, h, normed.data(), h, full_lm_.data(), h, model_logits.data(),
+                    v, false);
+      auto row_task = [&](int64_t r, int thread) {
+        if (!valid[r]) return;
+        const float* z = head_logits.data() + (i * n + r) * k;
+        float* pr = p[thread].data();
+        float* qr = q[thread].data();
+        int64_t best = 0;
+        float zmax = z[0];
+        for (int64_t j = 1; j < k; ++j) {
+          if (z[j] > zmax) zmax = z[j], best = j;
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < k; ++j) sum += pr[j] = std::exp(z[j] - zmax);
+        for (int64_t j = 0; j < k; ++j) pr[j] = static_cast<float>(pr[j] / sum);
+        const float* mz = model_logits.data() + r * v;
+        TeacherDistribution(mz, v, qr);
+        const int64_t model_best = std::max_element(mz, mz + v) - mz;
+        const int64_t head_id = options_.draft_vocab.empty() ? best : options_.draft_vocab[best];
+        sampled[r] = head_id == data.targets[(r0 + r) * nh + i] ? 1.0 : 0.0;
+        argmax[r] = head_id == model_best ? 1.0 : 0.0;
+        // 1 - TV = sum_j min(p_j, q_j) (p is zero outside the draft vocabulary).
+        double overlap = 0;
+        for (int64_t j = 0; j < k; ++j) {
+          const int64_t id = options_.draft_vocab.empty() ? j : options_.draft_vocab[j];
+          overlap += std::min(pr[j], qr[id]);
+        }
+        accept[r] = overlap;
+      };
+      pool_->ParallelFor(n, row_task);
+      for (int64_t r = 0; r < n; ++r) {
+        if (!valid[r]) continue;
+        out.top1_sampled[i] += sampled[r];
+        out.top1_argmax[i] += argmax[r];
+        out.acceptance[i] += accept[r];
+        ++out.rows[i];
+      }
+    }
+  }
+  for (int i = 0; i < nh; ++i) {
+    const double c = std::max<int64_t>(out.rows[i], 1);
+    out.top1_sampled[i] /= c;
+    out.top1_argmax[i] /= c;
+    out.acceptance[i] /= c;
+  }
+  return out;
 }
 
 StatusOr<HeadMetrics> HeadTrainer::TrainEpoch(const HeadDataset& data, int epoch,
@@ -179,6 +358,7 @@ StatusOr<HeadMetrics> HeadTrainer::TrainEpoch(const HeadDataset& data, int epoch
   if (rows == 0) return BadInput("train-heads: no training rows");
   ShuffledOrder(rows, options_.seed, epoch, order_);
   HeadBatchStats epoch_stats, window;
+  std::vector<int64_t> covered(nh, 0), all(nh, 0);
   epoch_stats.Reset(nh);
   window.Reset(nh);
   const auto start = std::chrono::steady_clock::now();
@@ -186,13 +366,16 @@ StatusOr<HeadMetrics> HeadTrainer::TrainEpoch(const HeadDataset& data, int epoch
     const int64_t n = std::min(bs, rows - r0);
     for (int64_t k = 0; k < n; ++k) {
       const int64_t src = order_[r0 + k];
+      rows_idx_[k] = src;
       std::copy(data.hidden.begin() + src * hidden_, data.hidden.begin() + (src + 1) * hidden_,
                 batch_hidden_.begin() + k * hidden_);
-      std::copy(data.targets.begin() + src * nh, data.targets.begin() + (src + 1) * nh,
-                batch_targets_.begin() + k * nh);
     }
+    GatherTargets(data, rows_idx_.data(), n, covered, all);
+    const bool soft = options_.soft_weight > 0;
+    if (soft) TeacherTargets(data, rows_idx_.data(), n);
     const HeadBatchStats stats = net_->LossAndGradient(
-        params_, batch_hidden_.data(), batch_targets_.data(), n, head_weights_, &grad_);
+        params_, batch_hidden_.data(), batch_targets_.data(), n, head_weights_, &grad_,
+        soft ? soft_.data() : nullptr, static_cast<float>(options_.soft_weight));
     epoch_stats.Add(stats);
     window.Add(stats);
     const double lr = CosineLearningRate(step_, total_steps, options_.warmup_steps, options_.lr,
@@ -220,7 +403,10 @@ StatusOr<HeadMetrics> HeadTrainer::TrainEpoch(const HeadDataset& data, int epoch
       window.Reset(nh);
     }
   }
-  return MetricsOf(epoch_stats, head_weights_);
+  HeadMetrics m = MetricsOf(epoch_stats, head_weights_);
+  m.coverage.resize(nh);
+  for (int i = 0; i < nh; ++i) m.coverage[i] = all[i] > 0 ? double(covered[i]) / all[i] : 0.0;
+  return m;
 }
 
 std::vector<SafetensorsTensor> HeadTrainer::Tensors(DType dtype) const {

@@ -44,12 +44,15 @@ struct HeadDataset {
   int64_t hidden_size = 0;
   std::vector<float> hidden;     // (rows, hidden_size)
   std::vector<int32_t> targets;  // (rows, num_heads), -1 = no target
+  std::vector<int32_t> ahead;    // (rows) following rows of the same sequence, at most num_heads
   int64_t tokens = 0;            // tokens of the sequences the rows came from
 
   int64_t rows() const {
     return num_heads > 0 ? static_cast<int64_t>(targets.size()) / num_heads : 0;
   }
-  size_t bytes() const { return hidden.size() * sizeof(float) + targets.size() * sizeof(int32_t); }
+  size_t bytes() const {
+    return hidden.size() * sizeof(float) + (targets.size() + ahead.size()) * sizeof(int32_t);
+  }
   // Appends rows for positions [first, tokens.size() - 2) of one sequence, whose hidden states
   // (tokens.size(), hidden_size) are given for every position.
   void AppendSequence(std::span<const int32_t> seq, const float* hidden_states, int64_t first);
@@ -73,6 +76,14 @@ struct HeadTrainerOptions {
   double head_loss_decay = 0.8;  // head i's loss weight is head_loss_decay^i
   uint64_t seed = 0;
   int threads = 1;
+  // Draft vocabulary (DraftHeads' "tokenswift.draft_vocab"): ascending ids the heads predict
+  // over; empty = the whole vocabulary. Targets outside it have no loss and count as misses.
+  std::vector<int32_t> draft_vocab;
+  // Weight of the soft target: the base model's own distribution for the head's token (its
+  // logits from the hidden state one row before the target, over the draft vocabulary, at
+  // temperature 1 with min-p teacher_min_p; no repetition penalty). 0 = hard targets only.
+  double soft_weight = 0.0;
+  float teacher_min_p = 0.1f;
 };
 
 // Learning rate of step `step` (0-based) of `total_steps`: linear warm-up then cosine decay.
@@ -92,6 +103,18 @@ struct HeadMetrics {
   std::vector<double> top3;
   double objective = 0;  // sum_i weight_i * loss_i
   int64_t rows = 0;
+  // Share of targets inside the draft vocabulary (1 without one): top1/top3 are over those, so
+  // top-1 over all rows is top1 * coverage.
+  std::vector<double> coverage;
+};
+
+// The heads against the base model on held-out rows (rows whose target token has its model
+// distribution in the data, i.e. not the last rows of a sequence), per head:
+struct ModelAgreement {
+  std::vector<double> top1_sampled;  // head's argmax == the sampled token (all rows)
+  std::vector<double> top1_argmax;   // head's argmax == the model's argmax for that token
+  std::vector<double> acceptance;    // 1 - TV(head softmax, model at T 1 with min-p)
+  std::vector<int64_t> rows;
 };
 HeadMetrics MetricsOf(const HeadBatchStats& stats, std::span<const double> weights);
 
@@ -105,6 +128,8 @@ class HeadTrainer {
 
   // Metrics of the current heads on `data` (forward only).
   HeadMetrics Evaluate(const HeadDataset& data);
+  // The current heads against the model's own distributions (see ModelAgreement).
+  ModelAgreement AgreementWithModel(const HeadDataset& data);
   // One epoch over `data` in shuffled minibatches; `total_steps` (over all epochs) drives the
   // learning-rate schedule. Returns the epoch's training metrics (accumulated over its batches,
   // each measured before its update).
@@ -122,9 +147,27 @@ class HeadTrainer {
 
  private:
   HeadTrainer(const HeadTrainerOptions& options, int64_t hidden, int64_t vocab);
+  // batch_targets_ <- rows' targets mapped into the draft vocabulary (-1 outside it); returns
+  // how many targets there were and how many were inside, per head (added to covered/total).
+  void GatherTargets(const HeadDataset& data, const int64_t* rows, int64_t n,
+                     std::vector<int64_t>& covered, std::vector<int64_t>& total);
+  // soft_ (num_heads, n, K) <- the model's distribution for each row's head targets, or -1 in a
+  // row's first entry when the sequence ends before it.
+  void TeacherTargets(const HeadDataset& data, const int64_t* rows, int64_t n);
+  // probs (vocab) <- softmax(logits) at temperature 1 with min-p.
+  void TeacherDistribution(const float* logits, int64_t v, float* probs) const;
 
   HeadTrainerOptions options_;
-  int64_t hidden_, vocab_;
+  int64_t hidden_, vocab_;  // vocab_: the draft vocabulary's size
+  int64_t full_vocab_ = 0;
+  std::vector<int32_t> vocab_map_;  // (full vocab) draft-vocabulary index, -1 outside
+  std::vector<float> final_norm_;   // (hidden)
+  float eps_ = 1e-6f;
+  std::vector<float> full_lm_;         // (full vocab, hidden): the model's head, for agreement
+  std::vector<float> soft_;            // (num_heads, batch_size, vocab_)
+  std::vector<float> teacher_in_;      // (batch_size, hidden)
+  std::vector<float> teacher_logits_;  // (batch_size, vocab_)
+  std::vector<int64_t> rows_idx_;      // (batch_size) dataset rows of a batch
   std::unique_ptr<cpu::ThreadPool> pool_;
   std::unique_ptr<HeadNetwork<float>> net_;
   HeadParams<float> params_, grad_, adam_m_, adam_v_;

@@ -220,5 +220,72 @@ TEST(DraftPlanner, CalibrationInterpolatesBetweenPoints) {
   EXPECT_DOUBLE_EQ(planner.VerifyCost(13), 5.0);  // last slope, extrapolated
 }
 
+// Rates that promise more than the walks deliver: once the steps report what was accepted, the
+// planner scales its predictions down and stops speculating (probes aside).
+TEST(DraftPlanner, RealizedAcceptanceCorrectsOptimisticRates) {
+  DraftPlannerOptions o = SmallOptions();
+  o.probe_every = 1000;  // no probes in this test
+  DraftPlanner planner(o);
+  Teach(planner, 1, {0.6, 0.1, 0.05}, 100);
+  Teach(planner, 2, {0.5, 0.1, 0.05}, 100);
+  Teach(planner, 3, {0.4, 0.1, 0.05}, 100);
+  // CPU-like: each extra row costs a third of a step.
+  for (int t = 1; t <= 32; ++t) planner.SetVerifyCost(t, 0.010 * (1.0 + (t - 1) / 3.0));
+  planner.FinishCalibration();
+  planner.ObserveHeads(0.0005);
+  planner.ObserveDraft(0.012);
+  StepPlan plan = planner.Plan(0, /*fused_ready=*/true);
+  ASSERT_EQ(plan.kind, DraftKind::kFused);
+  EXPECT_NEAR(planner.acceptance_scale(), 1.0, 1e-12);
+  // The walks accept nothing, whatever the rates say (the rates are not updated here: this is
+  // the bias the independence assumption and stale rates leave).
+  int steps = 0;
+  while (plan.kind != DraftKind::kAr && steps < 200) {
+    planner.ObserveAccepted(plan, 0);
+    plan = planner.Plan(0, true);
+    ++steps;
+  }
+  EXPECT_EQ(plan.kind, DraftKind::kAr);
+  EXPECT_LT(steps, 60);
+  EXPECT_LT(planner.acceptance_scale(), 0.7);
+  // Walks that deliver what was predicted bring the scale back to 1 and speculation back.
+  StepPlan fused = plan;
+  fused.kind = DraftKind::kFused;
+  fused.raw_accepted = 1.0;
+  for (int i = 0; i < 400; ++i) planner.ObserveAccepted(fused, 1);
+  EXPECT_NEAR(planner.acceptance_scale(), 1.0, 0.01);
+  EXPECT_EQ(planner.Plan(0, true).kind, DraftKind::kFused);
+  // AR plans are not evidence.
+  const double before = planner.acceptance_scale();
+  planner.ObserveAccepted(StepPlan{}, 0);
+  EXPECT_EQ(planner.acceptance_scale(), before);
+}
+
+// Near break-even AR keeps the step: speculation must be expected to win by switch_margin.
+TEST(DraftPlanner, SwitchMarginHoldsArNearBreakEven) {
+  auto plan_with_gain = [](double gain) {
+    DraftPlannerOptions o = SmallOptions();
+    o.probe_every = 1000;
+    o.switch_margin = 0.03;
+    o.num_heads = 1;
+    o.list_k = 1;
+    DraftPlanner planner(o);
+    Teach(planner, 1, {0.5}, 100);  // one node, accepted half the time: E = 1.5 at 2 rows
+    // AR: 1 token / 10 ms. Two rows: 1.5 tokens / (10 ms * 1.5 / gain) = gain x AR's rate.
+    planner.SetVerifyCost(1, 0.010);
+    planner.SetVerifyCost(2, 0.010 * 1.5 / gain);
+    for (int t = 3; t <= 32; ++t) planner.SetVerifyCost(t, 1.0);
+    planner.FinishCalibration();
+    planner.ObserveHeads(1e-9);
+    planner.ObserveDraft(1.0);  // no separate drafting
+    return planner.Plan(0, /*fused_ready=*/true);
+  };
+  EXPECT_EQ(plan_with_gain(1.02).kind, DraftKind::kAr);
+  const StepPlan win = plan_with_gain(1.05);
+  EXPECT_EQ(win.kind, DraftKind::kFused);
+  EXPECT_EQ(win.nodes, 2);
+  EXPECT_FALSE(win.probe);
+}
+
 }  // namespace
 }  // namespace ts

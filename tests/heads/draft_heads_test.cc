@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,6 +36,26 @@ const fs::path kGoldenHeads = kFixtures / "heads.safetensors";
 void WriteBytes(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Writes `bytes` (a safetensors file) to `path` with its header's "__metadata__" replaced by
+// `metadata`; tensors and offsets are unchanged (only the header grows).
+bool AddMetadata(const std::string& bytes, const std::map<std::string, std::string>& metadata,
+                 const fs::path& path) {
+  if (bytes.size() < 8) return false;
+  uint64_t len = 0;
+  std::memcpy(&len, bytes.data(), 8);
+  nlohmann::json header = nlohmann::json::parse(bytes.substr(8, len));
+  header["__metadata__"] = metadata;
+  std::string text = header.dump();
+  while (text.size() % 8 != 0) text += ' ';
+  const uint64_t new_len = text.size();
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &new_len, 8);
+  out += text;
+  out += bytes.substr(8 + len);
+  WriteBytes(path, out);
+  return true;
 }
 
 uint64_t Fnv1a64(const std::string& s) {
@@ -212,6 +233,47 @@ TEST_F(DraftHeadsTest, FewerHeadsAreThePrefixOfTheChain) {
   EXPECT_NE(four.status().message().find("model.medusa_layers.3.input_layernorm.weight"),
             std::string::npos)
       << four.status();
+}
+
+// A draft vocabulary in the file's metadata: the heads' logits are -inf outside it and, inside
+// it, exactly the whole-vocabulary computation's.
+TEST_F(DraftHeadsTest, DraftVocabularyRestrictsLogits) {
+  const std::vector<float> hidden = ReadF32(kFixtures / "hidden.f32");
+  const int64_t rows = static_cast<int64_t>(hidden.size()) / config().hidden_size;
+  auto full = DraftHeads::Load(kGoldenHeads.string(), config(), rows);
+  ASSERT_TRUE(full.ok()) << full.status();
+  const std::vector<float> want = Run(**full, hidden);
+
+  // The golden file's weights, with metadata added.
+  const auto bytes = ReadBytes(kGoldenHeads);
+  ASSERT_FALSE(bytes.empty());
+  const std::vector<int32_t> ids = {0, 3, 17, 100, 101, 255};
+  std::string list;
+  for (int32_t id : ids) list += (list.empty() ? "" : " ") + std::to_string(id);
+  const fs::path path = dir_ / "heads.safetensors";
+  ASSERT_TRUE(AddMetadata(bytes, {{std::string(kDraftVocabKey), list}}, path));
+  auto restricted = DraftHeads::Load(path.string(), config(), rows);
+  ASSERT_TRUE(restricted.ok()) << restricted.status();
+  EXPECT_EQ((*restricted)->draft_vocab(), ids);
+  const std::vector<float> got = Run(**restricted, hidden);
+  ASSERT_EQ(got.size(), want.size());
+  int64_t finite = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const int32_t id = static_cast<int32_t>(i % vocab());
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+      ASSERT_EQ(got[i], -INFINITY) << "token " << id;
+    } else {
+      ++finite;
+      EXPECT_EQ(got[i], want[i]) << "token " << id;
+    }
+  }
+  EXPECT_EQ(finite, static_cast<int64_t>(ids.size()) * rows * (*full)->num_heads());
+
+  // Bad lists are named.
+  for (const std::string bad : {"3 2", "0 256", "x", ""}) {
+    ASSERT_TRUE(AddMetadata(bytes, {{std::string(kDraftVocabKey), bad}}, path));
+    ExpectBadInput(path, {path.string(), std::string(kDraftVocabKey)});
+  }
 }
 
 TEST_F(DraftHeadsTest, MissingTensorIsNamed) {

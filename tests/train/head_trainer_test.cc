@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cpu/dequant.h"
@@ -183,6 +184,64 @@ TEST_F(HeadTrainerTest, GradientMatchesFiniteDifferences) {
       const double eps = 1e-5;
       const double fd = (loss_at(*g.param, j, eps) - loss_at(*g.param, j, -eps)) / (2 * eps);
       EXPECT_NEAR((*g.grad)[j], fd, 1e-7 + 1e-6 * max_abs_grad) << g.name << "[" << j << "]";
+    }
+  }
+}
+
+// (a') The same with soft targets mixed in (a random distribution per head and row, one row
+// without one): the loss is CE against (1 - alpha) onehot + alpha q, and its gradient
+// softmax - that mixture must match finite differences too.
+TEST_F(HeadTrainerTest, SoftTargetGradientMatchesFiniteDifferences) {
+  const int64_t n = 5, h = hidden(), v = vocab();
+  RandomHeadsOptions ro;
+  ro.linear_std = 0.5f / std::sqrt(static_cast<float>(h));
+  ro.norm_noise = 0.3f;
+  HeadParams<double> params = RandomParams<double>(h, 12, ro);
+  HeadNetwork<double> net(3, h, v, LmHead<double>(), config().rms_eps, n, nullptr);
+  const std::vector<double> x = RandomHidden<double>(n, 6, 3.0);
+  std::vector<int32_t> targets(n * 3);
+  for (size_t j = 0; j < targets.size(); ++j) targets[j] = static_cast<int32_t>((j * 41 + 5) % v);
+  std::vector<double> soft(static_cast<size_t>(3 * n * v));
+  const std::vector<double> noise = RandomHidden<double>(3 * n, 17, 1.0);  // (3n, h) values
+  for (int64_t row = 0; row < 3 * n; ++row) {
+    double sum = 0;
+    for (int64_t j = 0; j < v; ++j) {
+      const double e = std::exp(2.0 * noise[(row * v + j) % noise.size()]);
+      soft[row * v + j] = e;
+      sum += e;
+    }
+    for (int64_t j = 0; j < v; ++j) soft[row * v + j] /= sum;
+  }
+  soft[(1 * n + 2) * v] = -1.0;  // head 1, row 2: no soft target
+  const std::vector<double> weights = {1.0, 0.8, 0.64};
+  const double alpha = 0.6;
+  HeadParams<double> grad = HeadParams<double>::Zeros(3, h);
+  const HeadBatchStats stats =
+      net.LossAndGradient(params, x.data(), targets.data(), n, weights, &grad, soft.data(), alpha);
+  const HeadBatchStats hard =
+      net.LossAndGradient(params, x.data(), targets.data(), n, weights, nullptr);
+  ASSERT_GT(stats.weighted_loss, 0.0);
+  EXPECT_GT(std::fabs(stats.weighted_loss - hard.weighted_loss), 1e-3);  // the mixture matters
+  auto loss_at = [&](std::vector<double>& group, size_t j, double delta) {
+    const double saved = group[j];
+    group[j] = saved + delta;
+    const double l = net.LossAndGradient(params, x.data(), targets.data(), n, weights, nullptr,
+                                         soft.data(), alpha)
+                         .weighted_loss;
+    group[j] = saved;
+    return l;
+  };
+  for (auto [name, param, g] : {std::tuple{"linear", &params.linear, &grad.linear},
+                                std::tuple{"post_norm", &params.post_norm, &grad.post_norm},
+                                std::tuple{"input_norm", &params.input_norm, &grad.input_norm}}) {
+    double max_abs_grad = 0;
+    for (double val : *g) max_abs_grad = std::max(max_abs_grad, std::fabs(val));
+    ASSERT_GT(max_abs_grad, 1e-6) << name;
+    for (size_t s = 0; s < 16; ++s) {
+      const size_t j = (s * 7919 + 29) % param->size();
+      const double eps = 1e-5;
+      const double fd = (loss_at(*param, j, eps) - loss_at(*param, j, -eps)) / (2 * eps);
+      EXPECT_NEAR((*g)[j], fd, 1e-7 + 1e-6 * max_abs_grad) << name << "[" << j << "]";
     }
   }
 }
