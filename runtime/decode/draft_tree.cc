@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <climits>
 
 namespace ts {
 
@@ -126,27 +127,22 @@ void DraftTree::Finalize() {
   finalized_ = true;
 }
 
-DraftTree::Accepted DraftTree::AcceptPath(std::span<const int32_t> targets) {
-  assert(finalized_ && "DraftTree::AcceptPath needs Finalize()");
-  assert(targets.size() == Rows());
-  int len = 0;
-  int node = 0;
-  path_[len++] = 0;
-  while (true) {
-    const int32_t target = targets[node];
-    int next = -1;
-    for (int32_t c : Children(node)) {
-      if (tokens_[c] == target) {
-        // First matching child wins; the trie makes it the only one.
-        assert(next < 0 && "DraftTree: two siblings carry the same token");
-        if (next < 0) next = c;
-      }
+int DraftTree::MatchingChild(int node, int32_t token) const {
+  assert(finalized_ && "DraftTree: the walk needs Finalize()");
+  int next = -1;
+  for (int32_t c : Children(node)) {
+    if (tokens_[c] == token) {
+      // First matching child wins; the trie makes it the only one.
+      assert(next < 0 && "DraftTree: two siblings carry the same token");
+      if (next < 0) next = c;
     }
-    if (next < 0) break;
-    node = next;
-    path_[len++] = node;
   }
-  return {std::span<const int32_t>(path_.data(), len), targets[node]};
+  return next;
+}
+
+DraftTree::Accepted DraftTree::AcceptPath(std::span<const int32_t> targets) {
+  assert(targets.size() == Rows());
+  return *Walk(INT64_MAX, [&](int node) -> int32_t { return targets[node]; });
 }
 
 }  // namespace ts

@@ -69,6 +69,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "runtime/common/status.h"
 #include "runtime/model/transformer.h"
 
 namespace ts {
@@ -139,7 +140,32 @@ class DraftTree {
     return {child_list_.data() + child_begin_[node],
             static_cast<size_t>(child_begin_[node + 1] - child_begin_[node])};
   }
-  // Walks the tree with the verifier's targets (targets.size() == size()). Needs Finalize.
+  // The acceptance walk, the only one (TokenSwiftDecoder::Step runs it; tests run it through
+  // AcceptPath too). From the root: target_of(node) returns the token the target distribution
+  // samples at `node` (a StatusOr<int32_t>, or a plain int32_t); it is called only for nodes the
+  // walk reaches, in path order, so a caller can append each target to its penalty window and
+  // to the committed stream before the next call (a node's target then sees its ancestors). The
+  // walk moves to the child carrying that token and stops at a node without one, or after
+  // max_targets targets (the last is then the bonus token even when a child matches). Returns
+  // the path and the last target; a target_of error ends the walk with that error. Needs
+  // Finalize.
+  template <typename TargetFn>
+  StatusOr<Accepted> Walk(int64_t max_targets, TargetFn&& target_of) {
+    int len = 0;
+    int node = 0;
+    path_[len++] = 0;
+    for (int64_t n = 1;; ++n) {
+      StatusOr<int32_t> got = target_of(node);
+      if (!got.ok()) return got.status();
+      const int32_t target = *got;
+      if (n >= max_targets) return Accepted{{path_.data(), static_cast<size_t>(len)}, target};
+      const int next = MatchingChild(node, target);
+      if (next < 0) return Accepted{{path_.data(), static_cast<size_t>(len)}, target};
+      node = next;
+      path_[len++] = node;
+    }
+  }
+  // Walk with precomputed targets (targets.size() == size()). Needs Finalize.
   Accepted AcceptPath(std::span<const int32_t> targets);
 
   const DraftTreeOptions& options() const { return options_; }
@@ -148,6 +174,8 @@ class DraftTree {
   size_t Rows() const { return static_cast<size_t>(size_); }
   // Child of `parent` carrying `token`, or -1. Linear in the number of children.
   int FindChild(int parent, int32_t token) const;
+  // The same from the finalized children lists (the trie makes the match unique).
+  int MatchingChild(int node, int32_t token) const;
   // Appends a node; the caller checks the budget and depth.
   int NewNode(int parent, int32_t token, uint8_t origin);
 

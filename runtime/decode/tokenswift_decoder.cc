@@ -439,33 +439,25 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
   const bool eager = tree_.size() <= kEagerLogitsRows;
   TS_RETURN_IF_ERROR(Verify(eager));
 
-  // Walk from the root, sampling each node's target only when the walk reaches it.
-  const std::span<const int32_t> node_tokens = tree_.tokens();
+  // The acceptance walk: each reached node's target is sampled exactly as AR would at that
+  // position (tokens_ already holds the node's accepted ancestors, so they are in the penalty
+  // window), then committed.
   std::fill(alive_.begin(), alive_.end(), 1);
-  path_.assign(1, 0);
-  int node = 0;
-  while (true) {
+  int reached = 0;  // targets sampled so far = depth of the node being sampled
+  auto target_of = [&](int node) -> StatusOr<int32_t> {
     float* logits = logits_all_.data() + node * vocab_;
     if (!eager) {
       model_->Logits(hidden_.data() + node * hidden_size_, 1, row_logits_.data());
       logits = row_logits_.data();
     }
     TS_ASSIGN_OR_RETURN(const int32_t target, SampleNext(logits));
-    if (coordinator_) RecordTarget(static_cast<int>(path_.size()), target);
+    if (coordinator_) RecordTarget(++reached, target);
     tokens_.push_back(target);
     out.push_back(target);
-    if (static_cast<int64_t>(out.size()) == max_tokens) break;
-    int next = -1;
-    for (int child : tree_.Children(node)) {
-      if (node_tokens[child] == target) {
-        next = child;
-        break;
-      }
-    }
-    if (next < 0) break;
-    node = next;
-    path_.push_back(node);
-  }
+    return target;
+  };
+  TS_ASSIGN_OR_RETURN(const DraftTree::Accepted accepted, tree_.Walk(max_tokens, target_of));
+  path_.assign(accepted.path.begin(), accepted.path.end());
 
   // Accepted nodes move to the slots of their positions; the root is already in place.
   const std::span<const uint8_t> origins = tree_.origins();

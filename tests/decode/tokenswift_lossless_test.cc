@@ -20,6 +20,7 @@
 #include "runtime/engine/generator.h"
 #include "runtime/engine/model.h"
 #include "runtime/model/test_model.h"
+#include "runtime/sampling/sampler.h"
 #include "tests/common/default_model.h"
 #include "tests/common/fixtures.h"
 #include "tests/common/simd_targets.h"
@@ -206,6 +207,66 @@ TEST_P(TinyLosslessTest, GreedyWithPenaltyStreamEqualsAr) {
 TEST_P(TinyLosslessTest, SampledStreamEqualsAr) {
   ExpectSameStream(Prompt(), Sampled(3, 1024), 2000, true);
   ExpectSameStream(Prompt(), Sampled(4, 16), 600, true);  // window shorter than the stream
+}
+
+// A hand-built tree whose second draft is the token the committed window alone would pick at
+// its parent: with the parent (an accepted ancestor) in the penalty window, as AR has it, the
+// target there is another token, so the walk must stop with that bonus token. A walk that
+// penalised only the committed tokens would accept the second draft and diverge from AR. The
+// prompt is searched for so that the two windows really give different targets.
+TEST_P(TinyLosslessTest, AncestorInPenaltyWindowChangesTheTarget) {
+  const ModelConfig& config = model_->config();
+  SamplingParams p;
+  p.temperature = 0;
+  p.penalty = 3.0f;
+  p.penalty_window = 64;
+  Sampler sampler(p, config.vocab_size);
+  Transformer t(config, model_->weights(), backend_.get(), 8);
+  DraftTree tree(DraftTreeOptions{.static_shape = {}, .max_depth = 4, .max_nodes = 8});
+  const std::vector<int32_t> rows = {0, 1, 2};
+  std::vector<float> logits(3 * config.vocab_size);
+  // Verifies root -> a (-> c when c >= 0) after the prompt; logits of every node.
+  auto verify = [&](const std::vector<int32_t>& prompt, int32_t a, int32_t c) {
+    auto cache = KvCache::Create(config, prompt.size() + 8, DType::kF32);
+    EXPECT_TRUE(cache.ok());
+    const int64_t cached = static_cast<int64_t>(prompt.size()) - 1;
+    EXPECT_TRUE(t.ForwardCausal(prompt, 0, cached, **cache, nullptr).ok());
+    tree.Reset(prompt.back(), static_cast<int32_t>(cached));
+    EXPECT_EQ(tree.AddChild(0, a, DraftTree::kFromNgram), 1);
+    if (c >= 0) EXPECT_EQ(tree.AddChild(1, c, DraftTree::kFromNgram), 2);
+    tree.Finalize();
+    const ForwardBatch batch = tree.VerifyBatch(std::span<const int32_t>(rows.data(), tree.size()));
+    EXPECT_TRUE(t.Forward(batch, **cache, logits.data(), nullptr).ok());
+  };
+  for (int k = 0; k < 400; ++k) {
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 6; ++i) {
+      prompt.push_back(static_cast<int32_t>((k * 131 + i * 29 + 7) % config.vocab_size));
+    }
+    const RunResult ar = Generate(nullptr, prompt, p, 2);
+    ASSERT_EQ(ar.tokens.size(), 2u);
+    const int32_t a = ar.tokens[0], b = ar.tokens[1];
+    verify(prompt, a, -1);
+    const int64_t n = static_cast<int64_t>(prompt.size());
+    // Node a's target with only the committed tokens in the window.
+    const int32_t committed_only = sampler.Sample(logits.data() + config.vocab_size, prompt, n + 1);
+    if (committed_only == b) continue;  // the ancestor does not matter here: try another prompt
+    verify(prompt, a, committed_only);
+    std::vector<int32_t> stream = prompt;
+    auto result = tree.Walk(2, [&](int node) -> int32_t {
+      const int32_t target = sampler.Sample(logits.data() + node * config.vocab_size, stream,
+                                            static_cast<int64_t>(stream.size()));
+      stream.push_back(target);
+      return target;
+    });
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(std::vector<int32_t>(result->path.begin(), result->path.end()),
+              (std::vector<int32_t>{0, 1}));
+    EXPECT_EQ(result->bonus_token, b);
+    EXPECT_EQ(std::vector<int32_t>(stream.begin() + n, stream.end()), ar.tokens);
+    return;
+  }
+  FAIL() << "no prompt where the parent's penalty changes the target";
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, TinyLosslessTest,
