@@ -21,7 +21,6 @@
 #include "runtime/common/mapped_file.h"
 #include "runtime/model/loader.h"
 #include "runtime/model/safetensors.h"
-#include "runtime/model/safetensors_writer.h"
 #include "runtime/model/test_model.h"
 #include "runtime/model/weight_names.h"
 

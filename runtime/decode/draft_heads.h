@@ -24,9 +24,9 @@
 // (ascending decimal ids separated by spaces; the K most frequent tokens of the training data,
 // as FR-Spec's frequency-ranked draft vocabulary). Apply then multiplies only those rows of
 // lm_head (copied as stored on first use, so each logit has the whole product's bits) and
-// writes -inf for every other token: a
-// head step reads K rows instead of the whole vocabulary, and the heads never propose a token
-// they were not trained on. Verification is unchanged, so decoding stays exactly lossless.
+// writes -inf for every other token: a head step reads K rows instead of the whole vocabulary,
+// and the heads never propose a token they were not trained on. Verification is unchanged, so
+// decoding stays exactly lossless.
 //
 // Example, one draft step for the last committed token (n = 1):
 //   TS_ASSIGN_OR_RETURN(auto heads, DraftHeads::Load(heads_path, model.config(), /*max_rows=*/1));
@@ -86,8 +86,8 @@ class DraftHeads {
   DraftHeads& operator=(const DraftHeads&) = delete;
 
   // logits_out (num_heads, n, lm_head.rows) = every head's logits for the n rows of `hidden`
-  // (-inf outside the draft vocabulary, when the file has one)
-  // (n, hidden_size), the final hidden states BEFORE the model's final norm. Uses only the
+  // (n, hidden_size), the final hidden states BEFORE the model's final norm; -inf outside the
+  // draft vocabulary when the file has one. Uses only the
   // backend's RmsNorm, MatMul and Add, on scratch buffers owned here (host memory for now: see
   // the note on backends in draft_heads.cc). Row results do not depend on n (batch invariance
   // is inherited from the ops). BadInput when n is outside [1, max_rows] or lm_head's columns

@@ -172,7 +172,7 @@ void DraftPlanner::ObserveAccepted(const StepPlan& plan, int accepted) {
   if (plan.kind == DraftKind::kAr) return;
   realized_accepted_ = realized_accepted_ * kAcceptedDecay + std::max(accepted, 0);
   predicted_accepted_ = predicted_accepted_ * kAcceptedDecay + std::max(plan.raw_accepted, 0.0);
-  // Keep the scale's numerator away from 0: the ratio stays meaningful after a long dry spell.
+  // Keep both sums away from 0 so the ratio stays defined after a long dry spell.
   realized_accepted_ = std::max(realized_accepted_, 1e-3);
   predicted_accepted_ = std::max(predicted_accepted_, 1e-3);
 }

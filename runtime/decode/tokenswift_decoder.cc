@@ -395,17 +395,15 @@ void TokenSwiftDecoder::RecordTarget(int depth, int32_t target) {
   // while the context fits its budget, an approximation beyond it).
   if (plan_.kind != DraftKind::kAr && depth <= planner_.HeadDepth(plan_.kind)) {
     const int src = planner_.SourceOfDepth(plan_.kind, depth);
-    {
-      const auto& list = topk_[depth - 1];
-      int rank = -1;
-      for (int r = 0; r < static_cast<int>(list.size()); ++r) {
-        if (list[r] == target) {
-          rank = r;
-          break;
-        }
+    const auto& list = topk_[depth - 1];
+    int rank = -1;
+    for (int r = 0; r < static_cast<int>(list.size()); ++r) {
+      if (list[r] == target) {
+        rank = r;
+        break;
       }
-      planner_.RecordRank(src, rank);
     }
+    planner_.RecordRank(src, rank);
   }
   if (depth <= NgramTable::kContinuationLen) {
     for (int b = 0; b < n_conts_; ++b) {

@@ -202,6 +202,14 @@ void HeadTrainer::GatherTargets(const HeadDataset& data, const int64_t* rows, in
   }
 }
 
+void HeadTrainer::FinalNorm(const float* x, float* out) const {
+  const int64_t h = hidden_;
+  double ss = 0;
+  for (int64_t c = 0; c < h; ++c) ss += static_cast<double>(x[c]) * x[c];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(h) + eps_));
+  for (int64_t c = 0; c < h; ++c) out[c] = x[c] * inv * final_norm_[c];
+}
+
 void HeadTrainer::TeacherDistribution(const float* logits, int64_t v, float* probs) const {
   float zmax = logits[0];
   for (int64_t j = 1; j < v; ++j) zmax = std::max(zmax, logits[j]);
@@ -228,11 +236,7 @@ void HeadTrainer::TeacherTargets(const HeadDataset& data, const int64_t* rows, i
         std::fill(dst, dst + h, 0.0f);
         continue;
       }
-      const float* x = data.hidden.data() + (rows[r] + 1 + i) * h;
-      double ss = 0;
-      for (int64_t c = 0; c < h; ++c) ss += static_cast<double>(x[c]) * x[c];
-      const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(h) + eps_));
-      for (int64_t c = 0; c < h; ++c) dst[c] = x[c] * inv * final_norm_[c];
+      FinalNorm(data.hidden.data() + (rows[r] + 1 + i) * h, dst);
     }
     GemmNT<float>(pool_.get(), n, k, h, teacher_in_.data(), h, net_->lm_head().data(), h,
                   teacher_logits_.data(), k, false);
@@ -293,11 +297,7 @@ ModelAgreement HeadTrainer::AgreementWithModel(const HeadDataset& data) {
           std::fill(dst, dst + h, 0.0f);
           continue;
         }
-        const float* x = data.hidden.data() + (r0 + r + 1 + i) * h;
-        double ss = 0;
-        for (int64_t c = 0; c < h; ++c) ss += static_cast<double>(x[c]) * x[c];
-        const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(h) + eps_));
-        for (int64_t c = 0; c < h; ++c) dst[c] = x[c] * inv * final_norm_[c];
+        FinalNorm(data.hidden.data() + (r0 + r + 1 + i) * h, dst);
       }
       GemmNT<float>(pool_.get(), n, v, h, normed.data(), h, full_lm_.data(), h, model_logits.data(),
                     v, false);

@@ -154,6 +154,8 @@ class HeadTrainer {
   // soft_ (num_heads, n, K) <- the model's distribution for each row's head targets, or -1 in a
   // row's first entry when the sequence ends before it.
   void TeacherTargets(const HeadDataset& data, const int64_t* rows, int64_t n);
+  // out (hidden) <- the model's final rmsnorm of a hidden state x (the lm_head's input).
+  void FinalNorm(const float* x, float* out) const;
   // probs (vocab) <- softmax(logits) at temperature 1 with min-p.
   void TeacherDistribution(const float* logits, int64_t v, float* probs) const;
 
