@@ -31,6 +31,7 @@ struct TrainHeadsArgs {
   std::string model;
   std::vector<std::string> data;
   std::string samples;
+  std::string hidden_cache;  // directory of cached hidden-state rows
   std::string output;
   std::string dtype = "bf16";
   int64_t tokens = -1;       // self-distilled training tokens; -1: 32768 without --data, else 0
@@ -38,6 +39,8 @@ struct TrainHeadsArgs {
   int64_t seq_len = 2048;
   int64_t draft_vocab = 8192;  // 0: the whole vocabulary
   double soft_targets = 0.0;   // weight of the model's own distribution in the targets
+  bool token_input = false;    // heads also read the token after their row
+  int64_t token_mlp = 0;       // units of head 0's token MLP
   int epochs = 3;
   double lr = 2e-2;  // see HeadTrainerOptions::lr
   int64_t batch_size = 64;
@@ -192,15 +195,21 @@ StatusOr<PreparedData> PrepareData(const TrainHeadsArgs& args, std::span<const s
   train::HeadDataset& data = out.train;
   data.num_heads = kTokenSwiftDraftHeads;
   data.hidden_size = model.config().hidden_size;
-  TS_RETURN_IF_ERROR(
-      train::AppendHiddenStates(model, backend, sequences, args.backend.batch_size, &data));
+  // The cache key's model part: file name and size (the rows also depend on the CPU's kernels,
+  // which is why the cache lives on the machine, not in the repository).
+  std::error_code ec;
+  const auto model_size = std::filesystem::file_size(args.model, ec);
+  const std::string model_id =
+      absl::StrCat(std::filesystem::path(args.model).filename().string(), ":", ec ? 0 : model_size);
+  TS_RETURN_IF_ERROR(train::AppendHiddenStatesCached(
+      model, backend, sequences, args.backend.batch_size, args.hidden_cache, model_id, &data));
   if (held.empty()) {
     out.eval = train::SplitTail(data, args.eval_share);
   } else {
     out.eval.num_heads = data.num_heads;
     out.eval.hidden_size = data.hidden_size;
-    TS_RETURN_IF_ERROR(
-        train::AppendHiddenStates(model, backend, held, args.backend.batch_size, &out.eval));
+    TS_RETURN_IF_ERROR(train::AppendHiddenStatesCached(
+        model, backend, held, args.backend.batch_size, args.hidden_cache, model_id, &out.eval));
   }
   out.hidden_seconds = Seconds(phase);
   if (data.rows() == 0) return BadInput("--data / --tokens: no training rows");
@@ -253,6 +262,8 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
   options.seed = args.seed;
   options.threads = threads;
   options.soft_weight = args.soft_targets;
+  options.token_input = args.token_input;
+  options.token_mlp = args.token_mlp;
   // The draft vocabulary: the most frequent target tokens of the training rows.
   std::vector<int64_t> freq(static_cast<size_t>(config.vocab_size), 0);
   for (int64_t r = 0; r < data.rows(); ++r) {
@@ -353,6 +364,8 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
     stats["data"] = DataDescription(args);
     stats["draft_vocab"] = options.draft_vocab.size();
     stats["soft_targets"] = args.soft_targets;
+    stats["token_input"] = args.token_input;
+    stats["token_mlp"] = args.token_mlp;
     stats["sequences"] = prepared.sequences;
     stats["tokens"] = data.tokens;
     stats["train_rows"] = data.rows();
@@ -407,6 +420,16 @@ void RegisterTrainHeads(CLI::App& app, Status* result) {
       ->capture_default_str();
   sub->add_option("--soft-targets", args->soft_targets,
                   "weight of the model's own distribution in the targets (0: sampled tokens only)")
+      ->capture_default_str();
+  sub->add_flag("--token-input", args->token_input,
+                "heads also read the token after their row (already sampled when they run): one "
+                "more hidden x hidden linear, model.medusa_layers.0.token_linear.weight");
+  sub->add_option("--hidden-cache", args->hidden_cache,
+                  "directory keeping the model's hidden states over the training sequences, "
+                  "reused by later runs on the same sequences");
+  sub->add_option("--token-mlp", args->token_mlp,
+                  "with --token-input: units of a SiLU MLP over [head 0's normed input; token] "
+                  "(0: none)")
       ->capture_default_str();
   sub->add_option("--seq-len", args->seq_len,
                   "tokens per sequence (--data) / generated per prompt (self-distillation)")

@@ -28,8 +28,8 @@ python3 scripts/prepare_heads_corpus.py "$DATA" --max-chars "${TS_HEADS_TEXT_CHA
 "$B" --log-level info train-heads -m "$MODEL" \
   --data "$DATA/python-docs.txt" "$DATA/kjv.txt" "$DATA/shakespeare.txt" \
   --tokens 131072 --eval-tokens 8192 --seq-len 2048 --temperature 1 --seed 0 \
-  --samples "$DATA/selfdistill-131072.txt" \
-  --draft-vocab 8192 --soft-targets "${TS_HEADS_SOFT:-0.5}" \
+  --samples "$DATA/selfdistill-131072.txt" --hidden-cache "$DATA/hidden" \
+  --draft-vocab 8192 --soft-targets "${TS_HEADS_SOFT:-0.5}" --token-input --token-mlp "${TS_HEADS_MLP:-1152}" \
   --epochs 1 --lr "${TS_HEADS_LR:-1e-2}" --batch-size 64 --warmup 100 --weight-decay 0 \
   --threads 2 --dtype bf16 \
   --output models/heads/smollm2-135m-instruct-heads.safetensors \

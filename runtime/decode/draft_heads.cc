@@ -175,6 +175,43 @@ StatusOr<std::unique_ptr<DraftHeads>> DraftHeads::Load(const std::string& path,
     heads->heads_.push_back(w);
   }
 
+  if (found.contains(std::string(kDraftTokenLinearName))) {
+    TS_ASSIGN_OR_RETURN(const Found* t, Require(found, path, std::string(kDraftTokenLinearName),
+                                                {h, h}, 0, num_heads));
+    heads->token_linear_ = {.data = t->info.data,
+                            .dtype = t->info.dtype,
+                            .rows = h,
+                            .cols = h,
+                            .row_bytes = RowBytes(t->info.dtype, h)};
+    heads->ones_.assign(static_cast<size_t>(h), 1.0f);
+    heads->token_term_.assign(static_cast<size_t>(max_rows * h), 0.0f);
+  }
+  const std::string up_name(kDraftTokenMlpUpName), down_name(kDraftTokenMlpDownName);
+  if (found.contains(up_name) || found.contains(down_name)) {
+    if (!heads->has_token_input()) {
+      return BadInput(path, ": the token MLP needs the token input tensor '", kDraftTokenLinearName,
+                      "'");
+    }
+    auto up_it = found.find(up_name);
+    const int64_t m =
+        up_it != found.end() && !up_it->second.info.shape.empty() ? up_it->second.info.shape[0] : 0;
+    if (m < 1) return BadInput(path, ": missing or empty tensor '", up_name, "'");
+    TS_ASSIGN_OR_RETURN(const Found* up, Require(found, path, up_name, {m, 2 * h}, 0, num_heads));
+    TS_ASSIGN_OR_RETURN(const Found* down, Require(found, path, down_name, {h, m}, 0, num_heads));
+    auto view = [](const Found* f, int64_t rows, int64_t cols) {
+      return Matrix{.data = f->info.data,
+                    .dtype = f->info.dtype,
+                    .rows = rows,
+                    .cols = cols,
+                    .row_bytes = RowBytes(f->info.dtype, cols)};
+    };
+    heads->mlp_up_ = view(up, m, 2 * h);
+    heads->mlp_down_ = view(down, h, m);
+    heads->mlp_in_.assign(static_cast<size_t>(max_rows * 2 * h), 0.0f);
+    heads->mlp_act_.assign(static_cast<size_t>(max_rows * m), 0.0f);
+    heads->mlp_ones_.assign(static_cast<size_t>(max_rows * m), 1.0f);
+  }
+
   heads->rows_ = {0, h};
   const size_t scratch = static_cast<size_t>(max_rows * h);
   heads->normed_.assign(scratch, 0.0f);
@@ -185,7 +222,7 @@ StatusOr<std::unique_ptr<DraftHeads>> DraftHeads::Load(const std::string& path,
 }
 
 Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const Matrix& lm_head,
-                         float* logits_out) {
+                         float* logits_out, const float* token_embeddings) {
   if (n < 1 || n > max_rows_) {
     return BadInput("draft heads (", source_, "): ", n, " rows, expected 1..", max_rows_);
   }
@@ -195,6 +232,10 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
   }
   if (hidden == nullptr || logits_out == nullptr) {
     return BadInput("draft heads (", source_, "): null hidden or logits buffer");
+  }
+  if (has_token_input() && token_embeddings == nullptr) {
+    return BadInput("draft heads (", source_, "): the heads read the next token (",
+                    kDraftTokenLinearName, ") but no token embeddings were given");
   }
   const int64_t count = n * hidden_;
   const float* prev = hidden;  // x_i, (n, hidden)
@@ -207,6 +248,28 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
       backend.MatMul(w.linear, normed, n, next);
     } else {
       TS_RETURN_IF_ERROR(ShardedLinear(backend, w.linear, normed, n, next));
+    }
+    if (i == 0 && has_token_input()) {  // unsharded, the same on every rank
+      if (mlp_up_.data != nullptr) {    // u = [rms_norm(x_0; input_layernorm_0); e]
+        for (int64_t r = 0; r < n; ++r) {
+          std::copy(normed + r * hidden_, normed + (r + 1) * hidden_,
+                    mlp_in_.data() + r * 2 * hidden_);
+        }
+      }
+      backend.RmsNorm(token_embeddings, ones_.data(), n, hidden_, eps_, normed);  // e
+      backend.MatMul(token_linear_, normed, n, token_term_.data());
+      backend.Add(next, token_term_.data(), count);  // + T e
+      if (mlp_up_.data != nullptr) {                 // + D silu(U u)
+        const int64_t m = mlp_up_.rows;
+        for (int64_t r = 0; r < n; ++r) {
+          std::copy(normed + r * hidden_, normed + (r + 1) * hidden_,
+                    mlp_in_.data() + r * 2 * hidden_ + hidden_);
+        }
+        backend.MatMul(mlp_up_, mlp_in_.data(), n, mlp_act_.data());
+        backend.SwiGlu(mlp_act_.data(), mlp_ones_.data(), n, m, mlp_act_.data());  // silu * 1
+        backend.MatMul(mlp_down_, mlp_act_.data(), n, token_term_.data());
+        backend.Add(next, token_term_.data(), count);
+      }
     }
     backend.Add(next, prev, count);  // linear(norm(x_i)) + x_i
     backend.RmsNorm(next, w.post_norm, n, hidden_, eps_, post_normed_.data() + i * count);
@@ -344,6 +407,16 @@ std::vector<SafetensorsTensor> RandomHeadsTensors(int64_t hidden, uint64_t seed,
     tensors.push_back(make(DraftHeadTensorName(i, "linear"), {hidden, hidden}, linear_std, 0.0f));
     tensors.push_back(
         make(DraftHeadTensorName(i, "post_layernorm"), {hidden}, options.norm_noise, 1.0f));
+  }
+  if (options.token_input) {
+    tensors.push_back(make(std::string(kDraftTokenLinearName), {hidden, hidden}, linear_std, 0.0f));
+    if (options.token_mlp > 0) {
+      const int64_t m = options.token_mlp;
+      tensors.push_back(make(std::string(kDraftTokenMlpUpName), {m, 2 * hidden},
+                             1.0f / std::sqrt(2.0f * static_cast<float>(hidden)), 0.0f));
+      tensors.push_back(make(std::string(kDraftTokenMlpDownName), {hidden, m},
+                             1.0f / std::sqrt(static_cast<float>(m)), 0.0f));
+    }
   }
   return tensors;
 }

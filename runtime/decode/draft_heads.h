@@ -19,6 +19,18 @@
 // The released checkpoints are whole HF model directories (base weights plus these tensors,
 // usually sharded): Load accepts such a directory, a directory of heads only, or one file.
 //
+// Token input (ours, optional): heads trained by `train-heads --token-input` also read the token
+// after their row, which the decoder has already sampled when the heads run (the root of the
+// next tree), as in EAGLE's token-shifted input. One more tensor,
+//   model.medusa_layers.0.token_linear.weight   (hidden, hidden) T
+// turns head 0's block into  x_1 = x_0 + linear_0(rms_norm(x_0)) + T rms_norm(embed(token)),
+// rms_norm without a weight (eps as the model's); heads 1.. see it through the chain. Files
+// without the tensor are TokenSwift's heads unchanged. Optionally also a SiLU MLP over the
+// concatenation u = [rms_norm(x_0; input_layernorm_0); rms_norm(embed(token))]:
+//   model.medusa_layers.0.token_mlp.up.weight     (m, 2 hidden) U
+//   model.medusa_layers.0.token_mlp.down.weight   (hidden, m) D
+// adding D silu(U u) to x_1 as well.
+//
 // Draft vocabulary (ours, optional): heads trained by `train-heads --draft-vocab K` carry the K
 // token ids they were trained to predict in the safetensors metadata "tokenswift.draft_vocab"
 // (ascending decimal ids separated by spaces; the K most frequent tokens of the training data,
@@ -59,6 +71,14 @@ inline constexpr int kTokenSwiftDraftHeads = 3;
 // Safetensors metadata key of the draft vocabulary (see the file comment).
 inline constexpr std::string_view kDraftVocabKey = "tokenswift.draft_vocab";
 
+// The token input's linear (see the file comment).
+inline constexpr std::string_view kDraftTokenLinearName =
+    "model.medusa_layers.0.token_linear.weight";
+inline constexpr std::string_view kDraftTokenMlpUpName =
+    "model.medusa_layers.0.token_mlp.up.weight";
+inline constexpr std::string_view kDraftTokenMlpDownName =
+    "model.medusa_layers.0.token_mlp.down.weight";
+
 // "model.medusa_layers.{head}.{part}.weight", part one of input_layernorm, linear,
 // post_layernorm.
 std::string DraftHeadTensorName(int head, const char* part);
@@ -90,10 +110,14 @@ class DraftHeads {
   // draft vocabulary when the file has one. Uses only the
   // backend's RmsNorm, MatMul and Add, on scratch buffers owned here (host memory for now: see
   // the note on backends in draft_heads.cc). Row results do not depend on n (batch invariance
-  // is inherited from the ops). BadInput when n is outside [1, max_rows] or lm_head's columns
-  // are not hidden_size.
+  // is inherited from the ops). token_embeddings: (n, hidden_size) embeddings of the token after
+  // each row (Transformer::Embed), required when the heads have a token input and ignored
+  // otherwise. BadInput when n is outside [1, max_rows], lm_head's columns are not hidden_size
+  // or a required buffer is null.
   Status Apply(Backend& backend, const float* hidden, int64_t n, const Matrix& lm_head,
-               float* logits_out);
+               float* logits_out, const float* token_embeddings = nullptr);
+  // The heads read the token after their row (token_linear present).
+  bool has_token_input() const { return token_linear_.data != nullptr; }
 
   // Tensor parallelism (DESIGN.md 4): keep only output rows `rows` of every head's linear (the
   // shard plan's draft_hidden); Apply then computes those rows and all-gathers the others' over
@@ -129,6 +153,13 @@ class DraftHeads {
   int64_t max_rows_ = 0;
   float eps_ = 1e-6f;
   std::vector<DraftHeadWeights> heads_;
+  Matrix token_linear_;            // (hidden, hidden) T, in a mapped file; data null: none
+  std::vector<float> ones_;        // (hidden) the token norm's weight
+  std::vector<float> token_term_;  // (max_rows, hidden) T rms_norm(embedding)
+  Matrix mlp_up_, mlp_down_;     // the token MLP's U (m, 2 hidden), D (hidden, m); data null: none
+  std::vector<float> mlp_in_;    // (max_rows, 2 hidden) u
+  std::vector<float> mlp_act_;   // (max_rows, m) U u, then silu of it
+  std::vector<float> mlp_ones_;  // (max_rows, m) SwiGlu's up operand
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::vector<std::vector<float>> norms_;  // f32 copies the heads' norm pointers point into
   // Scratch, (max_rows, hidden) each.
@@ -161,6 +192,8 @@ struct RandomHeadsOptions {
   DType dtype = DType::kF32;  // of every tensor: kF32, kF16 or kBF16
   float linear_std = 0.0f;    // std of the linear weights; 0 = 1 / sqrt(hidden)
   float norm_noise = 0.1f;    // norm weights = 1 + norm_noise * noise
+  bool token_input = false;   // also kDraftTokenLinearName (std as linear_std), after the heads
+  int64_t token_mlp = 0;      // with token_input: the token MLP's U and D of this many units
 };
 
 // The tensors of random heads (names as DraftHeadTensorName), in head order.

@@ -57,6 +57,7 @@ TokenSwiftDecoder::TokenSwiftDecoder(Transformer* model, KvCache* cache, DraftHe
   }
   dist_.resize(n_dist * vocab_);
   root_hidden_.resize(hidden_size_);
+  token_emb_.resize(hidden_size_);
   hidden_.resize(options.tree.max_nodes * hidden_size_);
   logits_all_.resize(std::min(kEagerLogitsRows, options.tree.max_nodes) * vocab_);
   row_logits_.resize(vocab_);
@@ -208,7 +209,7 @@ Status TokenSwiftDecoder::Calibrate() {
   planner_.FinishCalibration();
   if (heads_->num_heads() > 0) {
     const auto t0 = std::chrono::steady_clock::now();
-    TS_RETURN_IF_ERROR(ApplyHeads(hidden_.data()));
+    TS_RETURN_IF_ERROR(ApplyHeads(hidden_.data(), tokens_.back(), 0));
     planner_.ObserveHeads(Seconds(t0));
   }
   const auto t1 = std::chrono::steady_clock::now();
@@ -240,12 +241,33 @@ Status TokenSwiftDecoder::Draft() {
   TS_RETURN_IF_ERROR(drafter_->Update(cached_, action).status());
   TS_RETURN_IF_ERROR(drafter_->Draft(tokens_.back(), static_cast<int32_t>(cached_),
                                      root_hidden_.data(), dist_.data()));
-  return heads_->Apply(*model_->backend(), root_hidden_.data(), 1, model_->weights().lm_head,
-                       dist_.data() + vocab_);
+  if (heads_->num_heads() == 0) return absl::OkStatus();
+  int32_t next = -1;
+  if (heads_->has_token_input()) {
+    // The heads read the token after the root: depth 1's best candidate (the coupled ranking's
+    // first, i.e. what the target samples when the draft pass's distribution is the target's).
+    const int64_t n = static_cast<int64_t>(tokens_.size());
+    const int64_t window = std::min<int64_t>(params_.penalty_window, n);
+    const std::span<const int32_t> committed(tokens_.data() + n - window, window);
+    if (sharded_ != nullptr) {
+      TS_RETURN_IF_ERROR(sharded_->Candidates(dist_.data(), committed, n, 1, guess_));
+    } else {
+      sampler_.Candidates(dist_.data(), vocab_, committed, n, 1, guess_);
+    }
+    if (guess_.empty()) return absl::InternalError("separate draft: no depth-1 candidate");
+    next = guess_[0];
+  }
+  return ApplyHeads(root_hidden_.data(), next, 1);
 }
 
-Status TokenSwiftDecoder::ApplyHeads(const float* hidden) {
-  return heads_->Apply(*model_->backend(), hidden, 1, model_->weights().lm_head, dist_.data());
+Status TokenSwiftDecoder::ApplyHeads(const float* hidden, int32_t next, int first) {
+  const float* emb = nullptr;
+  if (heads_->has_token_input()) {
+    TS_RETURN_IF_ERROR(model_->Embed(std::span<const int32_t>(&next, 1), token_emb_.data()));
+    emb = token_emb_.data();
+  }
+  return heads_->Apply(*model_->backend(), hidden, 1, model_->weights().lm_head,
+                       dist_.data() + first * vocab_, emb);
 }
 
 // List d proposes the token at depth d + 1, position n + d (n committed tokens). Ranked by the
@@ -514,7 +536,8 @@ Status TokenSwiftDecoder::PlanNext() {
   if (channel_ != nullptr) TS_RETURN_IF_ERROR(ExchangeCommit());
   if (plan_.kind == DraftKind::kFused) {
     const auto t0 = std::chrono::steady_clock::now();
-    TS_RETURN_IF_ERROR(ApplyHeads(hidden_.data() + path_.back() * hidden_size_));
+    // The heads run on the last accepted node; the token after it is the root of the next tree.
+    TS_RETURN_IF_ERROR(ApplyHeads(hidden_.data() + path_.back() * hidden_size_, tokens_.back(), 0));
     if (coordinator_) planner_.ObserveHeads(Seconds(t0));
   }
   return absl::OkStatus();

@@ -83,10 +83,12 @@ class TokenSwiftDecoder : public Decoder {
   const PartialDrafter* drafter() const { return drafter_.get(); }
 
  private:
-  Status Draft();                          // kSeparate: dist_ rows 0..heads from the root
-  Status ApplyHeads(const float* hidden);  // kFused: dist_ rows 0..heads-1 from `hidden`
-  Status FillLists(int rows, int k);       // topk_[0..rows) from dist_
-  Status BuildTree();                      // tree_ for plan_ (rank 0's, under coordination)
+  Status Draft();  // kSeparate: dist_ rows 0..heads from the root
+  // dist_ rows `first`.. <- the heads on `hidden`; `next` is the token after hidden's position
+  // (read by heads with a token input).
+  Status ApplyHeads(const float* hidden, int32_t next, int first);
+  Status FillLists(int rows, int k);  // topk_[0..rows) from dist_
+  Status BuildTree();                 // tree_ for plan_ (rank 0's, under coordination)
   void BuildStaticTree(int levels);
   void BuildPlannedTree(int head_depth);
   Status ReceiveTree();              // workers: tree_ <- rank 0's TreeMessage
@@ -129,6 +131,8 @@ class TokenSwiftDecoder : public Decoder {
   // Scratch.
   std::vector<float> dist_;         // (1 + heads, vocab): by depth - 1 (see Step)
   std::vector<float> root_hidden_;  // (hidden)
+  std::vector<float> token_emb_;    // (hidden): embedding of the heads' token input
+  std::vector<int32_t> guess_;      // separate drafting: depth 1's best candidate
   std::vector<float> hidden_;       // (max_nodes, hidden): verified hidden states
   std::vector<float> logits_all_;   // (kEagerLogitsRows, vocab): logits of small trees' rows
   std::vector<float> row_logits_;   // (vocab)

@@ -52,11 +52,16 @@ Status Transformer::ForwardCausal(std::span<const int32_t> stream, int64_t begin
   return absl::OkStatus();
 }
 
-Status Transformer::EmbedSharded(std::span<const int32_t> tokens) {
+Status Transformer::Embed(std::span<const int32_t> tokens, float* out) {
+  if (tp_ == nullptr) {
+    backend_->Embed(weights_.embed, tokens.data(), static_cast<int64_t>(tokens.size()), out);
+    return absl::OkStatus();
+  }
+  // Each rank holds its vocabulary rows: zeros elsewhere, summed over ranks.
   const int64_t hidden = config_.hidden_size;
   const Range vocab = tp_->vocab();
   for (size_t i = 0; i < tokens.size(); ++i) {
-    float* row = x_.data() + static_cast<int64_t>(i) * hidden;
+    float* row = out + static_cast<int64_t>(i) * hidden;
     if (tokens[i] >= vocab.begin && tokens[i] < vocab.end) {
       const int32_t local = static_cast<int32_t>(tokens[i] - vocab.begin);
       backend_->Embed(weights_.embed, &local, 1, row);
@@ -64,7 +69,7 @@ Status Transformer::EmbedSharded(std::span<const int32_t> tokens) {
       std::fill(row, row + hidden, 0.0f);  // another rank's row; adding zeros is exact
     }
   }
-  return tp_->comm()->AllReduceSum(x_.data(), tokens.size() * hidden);
+  return tp_->comm()->AllReduceSum(out, tokens.size() * hidden);
 }
 
 Status Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache) {
@@ -140,11 +145,7 @@ Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache, float* lo
   }
   Backend& b = *backend_;
   const int64_t hd = config_.hidden_size;
-  if (tp_ == nullptr) {
-    b.Embed(weights_.embed, batch.tokens.data(), n, x_.data());
-  } else {
-    TS_RETURN_IF_ERROR(EmbedSharded(batch.tokens));
-  }
+  TS_RETURN_IF_ERROR(Embed(batch.tokens, x_.data()));
   for (int l = 0; l < config_.n_layers; ++l) TS_RETURN_IF_ERROR(Layer(l, n, batch, cache));
 
   const int64_t m = static_cast<int64_t>(batch.logits_rows.size());

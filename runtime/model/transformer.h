@@ -52,6 +52,9 @@ class Transformer {
   // logits (m, vocab) of final hidden states (m, hidden) computed exactly as Forward's head does,
   // bit for bit: a verifier can run the head only on the tree nodes its walk reaches.
   void Logits(const float* hidden, int64_t m, float* logits);
+  // out (tokens.size(), hidden) <- the tokens' embeddings, as Forward's first step computes them
+  // (under tensor parallelism: collective, each rank adds the rows it holds).
+  Status Embed(std::span<const int32_t> tokens, float* out);
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -60,9 +63,6 @@ class Transformer {
 
  private:
   Status Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache);
-  // Tensor parallel: x_ <- embeddings of the rank's vocabulary rows (zeros for other ids), summed
-  // over ranks.
-  Status EmbedSharded(std::span<const int32_t> tokens);
   // Copies layer l's roped queries of batch.capture_rows into batch.capture_queries.
   void CaptureQueries(int l, const ForwardBatch& batch);
   // Final norm + lm_head over the first m rows of out_rows_.

@@ -4,9 +4,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/engine/generator.h"
@@ -284,6 +288,105 @@ StatusOr<std::vector<TokenSequence>> ReadSequences(const std::string& path, int6
   return out;
 }
 
+namespace {
+
+constexpr char kRowsMagic[8] = {'T', 'S', 'R', 'O', 'W', 'S', '1', '\n'};
+
+struct RowsHeader {
+  char magic[8];
+  uint64_t key;
+  int64_t rows, hidden, num_heads, tokens;
+};
+
+uint64_t Fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+template <typename T>
+bool ReadVector(std::FILE* f, std::vector<T>& v, size_t count) {
+  v.resize(count);
+  return std::fread(v.data(), sizeof(T), count, f) == count;
+}
+
+}  // namespace
+
+Status AppendHiddenStatesCached(const Model& model, Backend* backend,
+                                std::span<const TokenSequence> sequences, int64_t chunk,
+                                const std::string& cache_dir, const std::string& model_id,
+                                HeadDataset* out) {
+  if (cache_dir.empty()) return AppendHiddenStates(model, backend, sequences, chunk, out);
+  uint64_t key = Fnv1a(0xcbf29ce484222325ull, model_id.data(), model_id.size());
+  const int64_t shape[2] = {out->hidden_size, out->num_heads};
+  key = Fnv1a(key, shape, sizeof(shape));
+  for (const TokenSequence& s : sequences) {
+    const int64_t head[2] = {s.first_row, static_cast<int64_t>(s.tokens.size())};
+    key = Fnv1a(key, head, sizeof(head));
+    key = Fnv1a(key, s.tokens.data(), s.tokens.size() * sizeof(int32_t));
+  }
+  const std::filesystem::path path =
+      std::filesystem::path(cache_dir) / absl::StrFormat("%016x.rows", key);
+
+  HeadDataset part;
+  part.num_heads = out->num_heads;
+  part.hidden_size = out->hidden_size;
+  bool loaded = false;
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    RowsHeader hd{};
+    loaded = std::fread(&hd, sizeof(hd), 1, f) == 1 &&
+             std::memcmp(hd.magic, kRowsMagic, sizeof(kRowsMagic)) == 0 && hd.key == key &&
+             hd.hidden == part.hidden_size && hd.num_heads == part.num_heads && hd.rows >= 0;
+    const size_t rows = loaded ? static_cast<size_t>(hd.rows) : 0;
+    loaded = loaded && ReadVector(f, part.hidden, rows * static_cast<size_t>(hd.hidden)) &&
+             ReadVector(f, part.targets, rows * static_cast<size_t>(hd.num_heads)) &&
+             ReadVector(f, part.ahead, rows) && ReadVector(f, part.next_token, rows);
+    part.tokens = hd.tokens;
+    std::fclose(f);
+    if (loaded) spdlog::info("train-heads: {} rows from the cache {}", rows, path.string());
+  }
+  if (!loaded) {
+    part = HeadDataset{};
+    part.num_heads = out->num_heads;
+    part.hidden_size = out->hidden_size;
+    TS_RETURN_IF_ERROR(AppendHiddenStates(model, backend, sequences, chunk, &part));
+    std::error_code ec;
+    std::filesystem::create_directories(cache_dir, ec);
+    const std::string tmp = path.string() + ".tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (f == nullptr) return RuntimeFailure("--hidden-cache: cannot write ", tmp);
+    RowsHeader hd{};
+    std::memcpy(hd.magic, kRowsMagic, sizeof(kRowsMagic));
+    hd.key = key;
+    hd.rows = part.rows();
+    hd.hidden = part.hidden_size;
+    hd.num_heads = part.num_heads;
+    hd.tokens = part.tokens;
+    const bool ok = std::fwrite(&hd, sizeof(hd), 1, f) == 1 &&
+                    std::fwrite(part.hidden.data(), sizeof(float), part.hidden.size(), f) ==
+                        part.hidden.size() &&
+                    std::fwrite(part.targets.data(), sizeof(int32_t), part.targets.size(), f) ==
+                        part.targets.size() &&
+                    std::fwrite(part.ahead.data(), sizeof(int32_t), part.ahead.size(), f) ==
+                        part.ahead.size() &&
+                    std::fwrite(part.next_token.data(), sizeof(int32_t), part.next_token.size(),
+                                f) == part.next_token.size();
+    if (std::fclose(f) != 0 || !ok) {
+      std::filesystem::remove(tmp, ec);
+      return RuntimeFailure("--hidden-cache: cannot write ", tmp);
+    }
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) return RuntimeFailure("--hidden-cache: cannot rename ", tmp, ": ", ec.message());
+  }
+  auto append = [](auto& dst, const auto& src) { dst.insert(dst.end(), src.begin(), src.end()); };
+  append(out->hidden, part.hidden);
+  append(out->targets, part.targets);
+  append(out->ahead, part.ahead);
+  append(out->next_token, part.next_token);
+  out->tokens += part.tokens;
+  return absl::OkStatus();
+}
+
 HeadDataset SplitTail(HeadDataset& data, double share) {
   HeadDataset tail;
   tail.num_heads = data.num_heads;
@@ -295,9 +398,11 @@ HeadDataset SplitTail(HeadDataset& data, double share) {
   tail.hidden.assign(data.hidden.begin() + keep * data.hidden_size, data.hidden.end());
   tail.targets.assign(data.targets.begin() + keep * data.num_heads, data.targets.end());
   tail.ahead.assign(data.ahead.begin() + keep, data.ahead.end());
+  tail.next_token.assign(data.next_token.begin() + keep, data.next_token.end());
   data.hidden.resize(static_cast<size_t>(keep * data.hidden_size));
   data.targets.resize(static_cast<size_t>(keep * data.num_heads));
   data.ahead.resize(static_cast<size_t>(keep));
+  data.next_token.resize(static_cast<size_t>(keep));
   // A kept row's following rows stop at the cut.
   for (int64_t r = std::max<int64_t>(0, keep - data.num_heads); r < keep; ++r) {
     data.ahead[r] = std::min<int32_t>(data.ahead[r], static_cast<int32_t>(keep - 1 - r));

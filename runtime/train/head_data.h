@@ -66,6 +66,16 @@ Status AppendHiddenStates(const Model& model, Backend* backend,
                           std::span<const TokenSequence> sequences, int64_t chunk,
                           HeadDataset* out);
 
+// AppendHiddenStates through a cache: the rows of `sequences` are kept in
+// cache_dir/<key>.rows, key = a hash of model_id, the dataset's shape and every sequence (first
+// row and tokens), and read back instead of recomputed when that file exists (a file whose
+// header does not match is recomputed and replaced). cache_dir empty: no cache. The file is
+// written to a temporary name and renamed, so a killed run leaves no partial cache.
+Status AppendHiddenStatesCached(const Model& model, Backend* backend,
+                                std::span<const TokenSequence> sequences, int64_t chunk,
+                                const std::string& cache_dir, const std::string& model_id,
+                                HeadDataset* out);
+
 // Moves the last `share` of data's rows (rounded, at least 1 when share > 0) into a new dataset.
 HeadDataset SplitTail(HeadDataset& data, double share);
 

@@ -28,6 +28,11 @@ void RmsNormBackwardAdd(const T* x, T inv, const T* du, int64_t dim, T* dx) {
   for (int64_t c = 0; c < dim; ++c) dx[c] += inv * (du[c] - (x[c] * inv) * mean);
 }
 
+template <typename T>
+T Sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
 // dst (cols, ld_dst) = src (rows, cols)^T, for the first `rows` columns of dst.
 template <typename T>
 void Transpose(const T* src, int64_t rows, int64_t cols, T* dst, int64_t ld_dst) {
@@ -39,13 +44,19 @@ void Transpose(const T* src, int64_t rows, int64_t cols, T* dst, int64_t ld_dst)
 }  // namespace
 
 template <typename T>
-HeadParams<T> HeadParams<T>::Zeros(int num_heads, int64_t hidden) {
+HeadParams<T> HeadParams<T>::Zeros(int num_heads, int64_t hidden, bool token_input, int64_t mlp) {
   HeadParams p;
   p.num_heads = num_heads;
   p.hidden = hidden;
   p.input_norm.assign(static_cast<size_t>(num_heads * hidden), T(0));
   p.linear.assign(static_cast<size_t>(num_heads * hidden * hidden), T(0));
   p.post_norm.assign(static_cast<size_t>(num_heads * hidden), T(0));
+  if (token_input) p.token_linear.assign(static_cast<size_t>(hidden * hidden), T(0));
+  if (token_input && mlp > 0) {
+    p.mlp = mlp;
+    p.mlp_up.assign(static_cast<size_t>(mlp * 2 * hidden), T(0));
+    p.mlp_down.assign(static_cast<size_t>(hidden * mlp), T(0));
+  }
   return p;
 }
 
@@ -54,6 +65,9 @@ void HeadParams<T>::SetZero() {
   std::fill(input_norm.begin(), input_norm.end(), T(0));
   std::fill(linear.begin(), linear.end(), T(0));
   std::fill(post_norm.begin(), post_norm.end(), T(0));
+  std::fill(token_linear.begin(), token_linear.end(), T(0));
+  std::fill(mlp_up.begin(), mlp_up.end(), T(0));
+  std::fill(mlp_down.begin(), mlp_down.end(), T(0));
 }
 
 void HeadBatchStats::Reset(int num_heads) {
@@ -77,7 +91,7 @@ void HeadBatchStats::Add(const HeadBatchStats& other) {
 
 template <typename T>
 HeadNetwork<T>::HeadNetwork(int num_heads, int64_t hidden, int64_t vocab, std::vector<T> lm_head,
-                            T eps, int64_t max_rows, cpu::ThreadPool* pool)
+                            T eps, int64_t max_rows, cpu::ThreadPool* pool, int64_t mlp)
     : num_heads_(num_heads),
       hidden_(hidden),
       vocab_(vocab),
@@ -103,10 +117,22 @@ HeadNetwork<T>::HeadNetwork(int num_heads, int64_t hidden, int64_t vocab, std::v
   w_t_.assign(h * h, T(0));
   row_loss_.assign(rows, 0.0);
   row_rank_.assign(rows, 0);
+  mlp_ = mlp;
+  if (mlp > 0) {
+    const size_t m = static_cast<size_t>(mlp);
+    mlp_in_.assign(rows * 2 * h, T(0));
+    mlp_s_.assign(rows * m, T(0));
+    mlp_g_.assign(rows * m, T(0));
+    mlp_t_.assign(m * rows, T(0));
+    mlp_ut_.assign(2 * h * rows, T(0));
+    mlp_wt_.assign(2 * h * m, T(0));
+    mlp_du_.assign(rows * 2 * h, T(0));
+  }
 }
 
 template <typename T>
-void HeadNetwork<T>::ForwardStreams(const HeadParams<T>& params, const T* hidden, int64_t n) {
+void HeadNetwork<T>::ForwardStreams(const HeadParams<T>& params, const T* hidden, const T* tokens,
+                                    int64_t n) {
   const int64_t h = hidden_;
   std::copy(hidden, hidden + n * h, xs_.begin());
   for (int i = 0; i < num_heads_; ++i) {
@@ -120,6 +146,22 @@ void HeadNetwork<T>::ForwardStreams(const HeadParams<T>& params, const T* hidden
       for (int64_t c = 0; c < h; ++c) a[r * h + c] = x[r * h + c] * inv * w[c];
     }
     GemmNT<T>(pool_, n, h, h, a, h, params.lin(i), h, x_next, h, /*accumulate=*/false);
+    if (i == 0 && params.has_token_input()) {
+      GemmNT<T>(pool_, n, h, h, tokens, h, params.token_linear.data(), h, x_next, h,
+                /*accumulate=*/true);
+    }
+    if (i == 0 && params.mlp > 0) {  // x_1 += D silu(U [a_0; e])
+      const int64_t m = params.mlp;
+      for (int64_t r = 0; r < n; ++r) {
+        std::copy(a + r * h, a + (r + 1) * h, mlp_in_.begin() + r * 2 * h);
+        std::copy(tokens + r * h, tokens + (r + 1) * h, mlp_in_.begin() + r * 2 * h + h);
+      }
+      GemmNT<T>(pool_, n, m, 2 * h, mlp_in_.data(), 2 * h, params.mlp_up.data(), 2 * h,
+                mlp_s_.data(), m, /*accumulate=*/false);
+      for (int64_t e = 0; e < n * m; ++e) mlp_g_[e] = mlp_s_[e] * Sigmoid(mlp_s_[e]);
+      GemmNT<T>(pool_, n, h, m, mlp_g_.data(), m, params.mlp_down.data(), m, x_next, h,
+                /*accumulate=*/true);
+    }
     for (int64_t e = 0; e < n * h; ++e) x_next[e] += x[e];
   }
 }
@@ -137,8 +179,9 @@ void HeadNetwork<T>::PostNorm(const HeadParams<T>& params, int i, int64_t n) {
 }
 
 template <typename T>
-void HeadNetwork<T>::Logits(const HeadParams<T>& params, const T* hidden, int64_t n, T* logits) {
-  ForwardStreams(params, hidden, n);
+void HeadNetwork<T>::Logits(const HeadParams<T>& params, const T* hidden, const T* tokens,
+                            int64_t n, T* logits) {
+  ForwardStreams(params, hidden, tokens, n);
   for (int i = 0; i < num_heads_; ++i) {
     PostNorm(params, i, n);
     GemmNT<T>(pool_, n, vocab_, hidden_, p_.data(), hidden_, lm_head_.data(), hidden_,
@@ -215,7 +258,8 @@ void HeadNetwork<T>::PostNormBackward(const HeadParams<T>& params, int i, int64_
 }
 
 template <typename T>
-void HeadNetwork<T>::ChainBackward(const HeadParams<T>& params, int64_t n, HeadParams<T>* grad) {
+void HeadNetwork<T>::ChainBackward(const HeadParams<T>& params, const T* tokens, int64_t n,
+                                   HeadParams<T>* grad) {
   const int64_t h = hidden_;
   // dx_ = d loss / d x_{i+1}: head i's own term g_i plus what flows back from head i+1.
   std::fill(dx_.begin(), dx_.begin() + n * h, T(0));
@@ -228,9 +272,15 @@ void HeadNetwork<T>::ChainBackward(const HeadParams<T>& params, int64_t n, HeadP
     Transpose(a, n, h, a_t_.data(), max_rows_);
     GemmNT<T>(pool_, h, h, n, dx_t_.data(), max_rows_, a_t_.data(), max_rows_, grad->lin(i), h,
               /*accumulate=*/true);
+    if (i == 0 && params.has_token_input()) {  // dT += dx^T e
+      Transpose(tokens, n, h, a_t_.data(), max_rows_);
+      GemmNT<T>(pool_, h, h, n, dx_t_.data(), max_rows_, a_t_.data(), max_rows_,
+                grad->token_linear.data(), h, /*accumulate=*/true);
+    }
     // da (n, h) = dx W_i, through W_i^T.
     Transpose(params.lin(i), h, h, w_t_.data(), h);
     GemmNT<T>(pool_, n, h, h, dx_.data(), h, w_t_.data(), h, da_.data(), h, false);
+    if (i == 0 && params.mlp > 0) MlpBackward(params, n, grad);
     const T* x = xs_.data() + i * max_rows_ * h;
     const T* w = params.in_w(i);
     T* gw = grad->in_w(i);
@@ -248,14 +298,41 @@ void HeadNetwork<T>::ChainBackward(const HeadParams<T>& params, int64_t n, HeadP
 }
 
 template <typename T>
+void HeadNetwork<T>::MlpBackward(const HeadParams<T>& params, int64_t n, HeadParams<T>* grad) {
+  const int64_t h = hidden_, m = params.mlp;
+  // dD (h, m) += dx^T silu(s): dx_t_ already holds dx transposed.
+  Transpose(mlp_g_.data(), n, m, mlp_t_.data(), max_rows_);
+  GemmNT<T>(pool_, h, m, n, dx_t_.data(), max_rows_, mlp_t_.data(), max_rows_,
+            grad->mlp_down.data(), m, /*accumulate=*/true);
+  // ds (n, m) = (dx D) * silu'(s), through D^T (m, h); written over silu(s).
+  Transpose(params.mlp_down.data(), h, m, mlp_wt_.data(), h);
+  GemmNT<T>(pool_, n, m, h, dx_.data(), h, mlp_wt_.data(), h, mlp_g_.data(), m, false);
+  for (int64_t e = 0; e < n * m; ++e) {
+    const T sig = Sigmoid(mlp_s_[e]);
+    mlp_g_[e] *= sig * (T(1) + mlp_s_[e] * (T(1) - sig));
+  }
+  // dU (m, 2h) += ds^T u.
+  Transpose(mlp_g_.data(), n, m, mlp_t_.data(), max_rows_);
+  Transpose(mlp_in_.data(), n, 2 * h, mlp_ut_.data(), max_rows_);
+  GemmNT<T>(pool_, m, 2 * h, n, mlp_t_.data(), max_rows_, mlp_ut_.data(), max_rows_,
+            grad->mlp_up.data(), 2 * h, /*accumulate=*/true);
+  // du (n, 2h) = ds U, through U^T (2h, m); its first half flows into da_0.
+  Transpose(params.mlp_up.data(), m, 2 * h, mlp_wt_.data(), m);
+  GemmNT<T>(pool_, n, 2 * h, m, mlp_g_.data(), m, mlp_wt_.data(), m, mlp_du_.data(), 2 * h, false);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t c = 0; c < h; ++c) da_[r * h + c] += mlp_du_[r * 2 * h + c];
+  }
+}
+
+template <typename T>
 HeadBatchStats HeadNetwork<T>::LossAndGradient(const HeadParams<T>& params, const T* hidden,
-                                               const int32_t* targets, int64_t n,
+                                               const T* tokens, const int32_t* targets, int64_t n,
                                                std::span<const double> weights, HeadParams<T>* grad,
                                                const T* soft, T soft_weight) {
   const int64_t h = hidden_, v = vocab_;
   HeadBatchStats stats;
   stats.Reset(num_heads_);
-  ForwardStreams(params, hidden, n);
+  ForwardStreams(params, hidden, tokens, n);
   if (grad != nullptr) grad->SetZero();
   for (int i = 0; i < num_heads_; ++i) {
     PostNorm(params, i, n);
@@ -277,7 +354,7 @@ HeadBatchStats HeadNetwork<T>::LossAndGradient(const HeadParams<T>& params, cons
     std::fill(g, g + n * h, T(0));
     if (count > 0) PostNormBackward(params, i, n, grad);
   }
-  if (grad != nullptr) ChainBackward(params, n, grad);
+  if (grad != nullptr) ChainBackward(params, tokens, n, grad);
   return stats;
 }
 

@@ -45,6 +45,7 @@ void HeadDataset::AppendSequence(std::span<const int32_t> seq, const float* hidd
     hidden.insert(hidden.end(), hidden_states + t * hidden_size,
                   hidden_states + (t + 1) * hidden_size);
     ahead.push_back(static_cast<int32_t>(std::min<int64_t>(num_heads, len - 3 - t)));
+    next_token.push_back(seq[t + 1]);
     for (int i = 0; i < num_heads; ++i) {
       const int64_t target = t + 2 + i;
       targets.push_back(target < len ? seq[target] : -1);
@@ -149,9 +150,9 @@ StatusOr<std::unique_ptr<HeadTrainer>> HeadTrainer::Create(const ModelConfig& co
     std::copy(t->full_lm_.begin() + id * h, t->full_lm_.begin() + (id + 1) * h,
               lm_f32.begin() + j * h);
   }
-  t->net_ =
-      std::make_unique<HeadNetwork<float>>(options.num_heads, h, k, std::move(lm_f32),
-                                           config.rms_eps, options.batch_size, t->pool_.get());
+  t->net_ = std::make_unique<HeadNetwork<float>>(options.num_heads, h, k, std::move(lm_f32),
+                                                 config.rms_eps, options.batch_size, t->pool_.get(),
+                                                 options.token_mlp);
   if (options.soft_weight > 0) {
     t->soft_.assign(static_cast<size_t>(options.num_heads * options.batch_size * k), 0.0f);
     t->teacher_in_.assign(static_cast<size_t>(options.batch_size * h), 0.0f);
@@ -159,21 +160,45 @@ StatusOr<std::unique_ptr<HeadTrainer>> HeadTrainer::Create(const ModelConfig& co
   }
   t->rows_idx_.resize(static_cast<size_t>(options.batch_size));
   const int nh = options.num_heads;
-  t->params_ = HeadParams<float>::Zeros(nh, h);
+  const bool tok = options.token_input;
+  if (options.token_mlp < 0 || (options.token_mlp > 0 && !tok)) {
+    return BadInput("--token-mlp: expected 0, or a positive size together with --token-input");
+  }
+  if (tok) {
+    if (weights.embed.cols != h || weights.embed.rows < lm.rows) {
+      return BadInput("train-heads: the model's token embeddings are not (vocab, hidden_size ", h,
+                      ")");
+    }
+    t->embed_ = weights.embed;
+    t->tokens_in_.assign(static_cast<size_t>(options.batch_size * h), 0.0f);
+  }
+  const int64_t mlp = options.token_mlp;
+  t->params_ = HeadParams<float>::Zeros(nh, h, tok, mlp);
   for (int i = 0; i < nh; ++i) {
     std::copy(weights.final_norm, weights.final_norm + h, t->params_.in_w(i));
     std::copy(weights.final_norm, weights.final_norm + h, t->params_.post_w(i));
   }
-  t->grad_ = HeadParams<float>::Zeros(nh, h);
-  t->adam_m_ = HeadParams<float>::Zeros(nh, h);
-  t->adam_v_ = HeadParams<float>::Zeros(nh, h);
+  if (mlp > 0) {  // U Gaussian (Box-Muller on the shuffle's generator), D zero
+    uint64_t state = options.seed ^ 0x6d6c7075ull;
+    const double std_dev = 1.0 / std::sqrt(2.0 * static_cast<double>(h));
+    for (float& w : t->params_.mlp_up) {
+      const double u1 = (static_cast<double>(SplitMix64(state) >> 11) + 1.0) * 0x1.0p-53;
+      const double u2 = static_cast<double>(SplitMix64(state) >> 11) * 0x1.0p-53;
+      w = static_cast<float>(std_dev * std::sqrt(-2.0 * std::log(u1)) *
+                             std::cos(2.0 * std::numbers::pi * u2));
+    }
+  }
+  t->grad_ = HeadParams<float>::Zeros(nh, h, tok, mlp);
+  t->adam_m_ = HeadParams<float>::Zeros(nh, h, tok, mlp);
+  t->adam_v_ = HeadParams<float>::Zeros(nh, h, tok, mlp);
   for (int i = 0; i < nh; ++i) t->head_weights_.push_back(std::pow(options.head_loss_decay, i));
   t->batch_hidden_.assign(static_cast<size_t>(options.batch_size * h), 0.0f);
   t->batch_targets_.assign(static_cast<size_t>(options.batch_size * nh), -1);
   spdlog::info(
       "train-heads: {} heads, hidden {}, draft vocabulary {} of {}, lm_head f32 {:.0f} MiB (x2), "
-      "soft-target weight {}, gemm {}",
-      nh, h, k, lm.rows, t->lm_head_bytes() / 1048576.0, options.soft_weight, GemmTargetName());
+      "soft-target weight {}, token input {} (MLP {}), gemm {}",
+      nh, h, k, lm.rows, t->lm_head_bytes() / 1048576.0, options.soft_weight, tok ? "on" : "off",
+      mlp, GemmTargetName());
   return t;
 }
 
@@ -208,6 +233,26 @@ void HeadTrainer::FinalNorm(const float* x, float* out) const {
   for (int64_t c = 0; c < h; ++c) ss += static_cast<double>(x[c]) * x[c];
   const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(h) + eps_));
   for (int64_t c = 0; c < h; ++c) out[c] = x[c] * inv * final_norm_[c];
+}
+
+const float* HeadTrainer::TokenRows(const HeadDataset& data, const int64_t* rows, int64_t n) {
+  if (!params_.has_token_input()) return nullptr;
+  const int64_t h = hidden_;
+  std::vector<float> raw(static_cast<size_t>(h));
+  for (int64_t r = 0; r < n; ++r) {
+    const int32_t id = data.next_token[rows[r]];
+    float* dst = tokens_in_.data() + r * h;
+    if (id < 0 || id >= embed_.rows) {
+      std::fill(dst, dst + h, 0.0f);
+      continue;
+    }
+    DequantizeRow(embed_.dtype, embed_.Row(id), raw.data(), h);
+    double ss = 0;
+    for (int64_t c = 0; c < h; ++c) ss += static_cast<double>(raw[c]) * raw[c];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(h) + eps_));
+    for (int64_t c = 0; c < h; ++c) dst[c] = raw[c] * inv;
+  }
+  return tokens_in_.data();
 }
 
 void HeadTrainer::TeacherDistribution(const float* logits, int64_t v, float* probs) const {
@@ -262,7 +307,8 @@ HeadMetrics HeadTrainer::Evaluate(const HeadDataset& data) {
     const int64_t n = std::min(bs, rows - r0);
     for (int64_t k = 0; k < n; ++k) rows_idx_[k] = r0 + k;
     GatherTargets(data, rows_idx_.data(), n, covered, all);
-    total.Add(net_->LossAndGradient(params_, data.hidden.data() + r0 * hidden_,
+    const float* tokens = TokenRows(data, rows_idx_.data(), n);
+    total.Add(net_->LossAndGradient(params_, data.hidden.data() + r0 * hidden_, tokens,
                                     batch_targets_.data(), n, head_weights_, nullptr));
   }
   HeadMetrics m = MetricsOf(total, head_weights_);
@@ -288,7 +334,9 @@ ModelAgreement HeadTrainer::AgreementWithModel(const HeadDataset& data) {
   const int64_t rows = data.rows();
   for (int64_t r0 = 0; r0 < rows; r0 += bs) {
     const int64_t n = std::min(bs, rows - r0);
-    net_->Logits(params_, data.hidden.data() + r0 * h, n, head_logits.data());
+    for (int64_t j = 0; j < n; ++j) rows_idx_[j] = r0 + j;
+    const float* tokens = TokenRows(data, rows_idx_.data(), n);
+    net_->Logits(params_, data.hidden.data() + r0 * h, tokens, n, head_logits.data());
     for (int i = 0; i < nh; ++i) {
       for (int64_t r = 0; r < n; ++r) {
         float* dst = normed.data() + r * h;
@@ -373,8 +421,9 @@ StatusOr<HeadMetrics> HeadTrainer::TrainEpoch(const HeadDataset& data, int epoch
     GatherTargets(data, rows_idx_.data(), n, covered, all);
     const bool soft = options_.soft_weight > 0;
     if (soft) TeacherTargets(data, rows_idx_.data(), n);
+    const float* tokens = TokenRows(data, rows_idx_.data(), n);
     const HeadBatchStats stats = net_->LossAndGradient(
-        params_, batch_hidden_.data(), batch_targets_.data(), n, head_weights_, &grad_,
+        params_, batch_hidden_.data(), tokens, batch_targets_.data(), n, head_weights_, &grad_,
         soft ? soft_.data() : nullptr, static_cast<float>(options_.soft_weight));
     epoch_stats.Add(stats);
     window.Add(stats);
@@ -383,6 +432,15 @@ StatusOr<HeadMetrics> HeadTrainer::TrainEpoch(const HeadDataset& data, int epoch
     ++step_;
     AdamWUpdate(params_.linear, grad_.linear, adam_m_.linear, adam_v_.linear, step_, lr,
                 options_.beta1, options_.beta2, options_.adam_eps, options_.weight_decay);
+    for (auto [p, g, m, v] :
+         {std::tuple{&params_.token_linear, &grad_.token_linear, &adam_m_.token_linear,
+                     &adam_v_.token_linear},
+          std::tuple{&params_.mlp_up, &grad_.mlp_up, &adam_m_.mlp_up, &adam_v_.mlp_up},
+          std::tuple{&params_.mlp_down, &grad_.mlp_down, &adam_m_.mlp_down, &adam_v_.mlp_down}}) {
+      if (p->empty()) continue;
+      AdamWUpdate(*p, *g, *m, *v, step_, lr, options_.beta1, options_.beta2, options_.adam_eps,
+                  options_.weight_decay);
+    }
     for (auto [p, g, m, v] : {std::tuple{&params_.input_norm, &grad_.input_norm,
                                          &adam_m_.input_norm, &adam_v_.input_norm},
                               std::tuple{&params_.post_norm, &grad_.post_norm, &adam_m_.post_norm,
@@ -421,6 +479,16 @@ std::vector<SafetensorsTensor> HeadTrainer::Tensors(DType dtype) const {
     add("linear", params_.lin(i), {h, h}, h * h);
     add("post_layernorm", params_.post_w(i), {h}, h);
   }
+  auto add_named = [&](std::string_view name, const std::vector<float>& data,
+                       std::vector<int64_t> shape) {
+    if (data.empty()) return;
+    tensors.push_back(SafetensorsTensor{std::string(name), dtype, std::move(shape),
+                                        EncodeFloats(std::span<const float>(data), dtype)});
+  };
+  const int64_t m = params_.mlp;
+  add_named(kDraftTokenLinearName, params_.token_linear, {h, h});
+  add_named(kDraftTokenMlpUpName, params_.mlp_up, {m, 2 * h});
+  add_named(kDraftTokenMlpDownName, params_.mlp_down, {h, m});
   return tensors;
 }
 

@@ -42,16 +42,18 @@ namespace ts::train {
 struct HeadDataset {
   int num_heads = 0;
   int64_t hidden_size = 0;
-  std::vector<float> hidden;     // (rows, hidden_size)
-  std::vector<int32_t> targets;  // (rows, num_heads), -1 = no target
-  std::vector<int32_t> ahead;    // (rows) following rows of the same sequence, at most num_heads
-  int64_t tokens = 0;            // tokens of the sequences the rows came from
+  std::vector<float> hidden;        // (rows, hidden_size)
+  std::vector<int32_t> targets;     // (rows, num_heads), -1 = no target
+  std::vector<int32_t> ahead;       // (rows) following rows of the same sequence, at most num_heads
+  std::vector<int32_t> next_token;  // (rows) token t + 1 (the heads' token input)
+  int64_t tokens = 0;               // tokens of the sequences the rows came from
 
   int64_t rows() const {
     return num_heads > 0 ? static_cast<int64_t>(targets.size()) / num_heads : 0;
   }
   size_t bytes() const {
-    return hidden.size() * sizeof(float) + (targets.size() + ahead.size()) * sizeof(int32_t);
+    return hidden.size() * sizeof(float) +
+           (targets.size() + ahead.size() + next_token.size()) * sizeof(int32_t);
   }
   // Appends rows for positions [first, tokens.size() - 2) of one sequence, whose hidden states
   // (tokens.size(), hidden_size) are given for every position.
@@ -84,6 +86,13 @@ struct HeadTrainerOptions {
   // temperature 1 with min-p teacher_min_p; no repetition penalty). 0 = hard targets only.
   double soft_weight = 0.0;
   float teacher_min_p = 0.1f;
+  // Token input (head_network.h): the heads also read the token after their row (the one the
+  // decoder has sampled when the heads run), through one more (hidden, hidden) linear that
+  // starts at zero. Weight decay as the linear weights.
+  bool token_input = false;
+  // Units of head 0's token MLP (head_network.h; 0 = none). Needs token_input. U starts
+  // Gaussian with std 1/sqrt(2 hidden), D at zero, so the heads start as without it.
+  int64_t token_mlp = 0;
 };
 
 // Learning rate of step `step` (0-based) of `total_steps`: linear warm-up then cosine decay.
@@ -156,6 +165,9 @@ class HeadTrainer {
   void TeacherTargets(const HeadDataset& data, const int64_t* rows, int64_t n);
   // out (hidden) <- the model's final rmsnorm of a hidden state x (the lm_head's input).
   void FinalNorm(const float* x, float* out) const;
+  // tokens_in_ (n, hidden) <- rmsnorm(embedding of rows' next tokens), no weight; nullptr
+  // returned without a token input.
+  const float* TokenRows(const HeadDataset& data, const int64_t* rows, int64_t n);
   // probs (vocab) <- softmax(logits) at temperature 1 with min-p.
   void TeacherDistribution(const float* logits, int64_t v, float* probs) const;
 
@@ -170,6 +182,8 @@ class HeadTrainer {
   std::vector<float> teacher_in_;      // (batch_size, hidden)
   std::vector<float> teacher_logits_;  // (batch_size, vocab_)
   std::vector<int64_t> rows_idx_;      // (batch_size) dataset rows of a batch
+  Matrix embed_;                       // the model's token embeddings (token input)
+  std::vector<float> tokens_in_;       // (batch_size, hidden) normed embeddings
   std::unique_ptr<cpu::ThreadPool> pool_;
   std::unique_ptr<HeadNetwork<float>> net_;
   HeadParams<float> params_, grad_, adam_m_, adam_v_;

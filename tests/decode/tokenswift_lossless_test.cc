@@ -69,7 +69,9 @@ std::vector<Config> Configs() {
 class LosslessTest : public ::testing::Test {
  protected:
   // `heads`: a heads file to use, or empty for random heads written to a temporary file.
-  void Load(const std::string& path, const std::string& heads = "", int threads = 2) {
+  // `random`: the random heads' options (e.g. with a token input).
+  void Load(const std::string& path, const std::string& heads = "", int threads = 2,
+            const RandomHeadsOptions& random = {}) {
     StatusOr<Model> model = LoadModel(path, /*require_tokenizer=*/false);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::make_unique<Model>(std::move(*model));
@@ -82,7 +84,8 @@ class LosslessTest : public ::testing::Test {
                    ("ts_lossless_heads_" + std::to_string(getpid()) + ".safetensors"))
                       .string();
     owns_heads_ = true;
-    ASSERT_TRUE(WriteRandomHeads(heads_path_, model_->config().hidden_size, /*seed=*/11).ok());
+    ASSERT_TRUE(
+        WriteRandomHeads(heads_path_, model_->config().hidden_size, /*seed=*/11, random).ok());
   }
   void TearDown() override {
     if (owns_heads_) fs::remove(heads_path_);
@@ -207,6 +210,18 @@ TEST_P(TinyLosslessTest, GreedyWithPenaltyStreamEqualsAr) {
 TEST_P(TinyLosslessTest, SampledStreamEqualsAr) {
   ExpectSameStream(Prompt(), Sampled(3, 1024), 2000, true);
   ExpectSameStream(Prompt(), Sampled(4, 16), 600, true);  // window shorter than the stream
+}
+
+// Heads that read the next token (a token linear and a token MLP): fused drafting feeds them the
+// root, separate drafting its depth-1 guess; Apply fails without the token, so a path that
+// forgot it would stop the run.
+TEST_P(TinyLosslessTest, TokenInputHeadsStreamEqualsAr) {
+  RandomHeadsOptions random;
+  random.token_input = true;
+  random.token_mlp = 16;
+  Load(dir_.string(), "", /*threads=*/1, random);
+  ExpectSameStream(Prompt(), Sampled(5, 1024), 600, true);
+  ExpectSameStream(Prompt(), GreedyPenalty(64), 600, true);
 }
 
 // A hand-built tree whose second draft is the token the committed window alone would pick at

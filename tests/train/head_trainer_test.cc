@@ -43,7 +43,8 @@ std::vector<float> FloatsOf(const SafetensorsTensor& t) {
 template <typename T>
 HeadParams<T> RandomParams(int64_t hidden, uint64_t seed, const RandomHeadsOptions& options) {
   const std::vector<SafetensorsTensor> tensors = RandomHeadsTensors(hidden, seed, options);
-  HeadParams<T> p = HeadParams<T>::Zeros(options.num_heads, hidden);
+  HeadParams<T> p =
+      HeadParams<T>::Zeros(options.num_heads, hidden, options.token_input, options.token_mlp);
   for (int i = 0; i < options.num_heads; ++i) {
     const std::vector<float> in = FloatsOf(tensors[3 * i]);
     const std::vector<float> lin = FloatsOf(tensors[3 * i + 1]);
@@ -51,6 +52,16 @@ HeadParams<T> RandomParams(int64_t hidden, uint64_t seed, const RandomHeadsOptio
     std::copy(in.begin(), in.end(), p.in_w(i));
     std::copy(lin.begin(), lin.end(), p.lin(i));
     std::copy(post.begin(), post.end(), p.post_w(i));
+  }
+  const size_t extra = 3 * static_cast<size_t>(options.num_heads);
+  if (options.token_input) {
+    const std::vector<float> tok = FloatsOf(tensors[extra]);
+    std::copy(tok.begin(), tok.end(), p.token_linear.begin());
+  }
+  if (options.token_mlp > 0) {
+    const std::vector<float> up = FloatsOf(tensors[extra + 1]), down = FloatsOf(tensors[extra + 2]);
+    std::copy(up.begin(), up.end(), p.mlp_up.begin());
+    std::copy(down.begin(), down.end(), p.mlp_down.begin());
   }
   return p;
 }
@@ -100,6 +111,10 @@ class HeadTrainerTest : public ::testing::Test {
     return h;
   }
 
+  // Every parameter group's gradient (token_linear too with token_input) against central
+  // finite differences.
+  void CheckGradient(bool token_input, int64_t mlp);
+
   static fs::path* dir_;
   static Model* model_;
 };
@@ -134,12 +149,24 @@ TEST_F(HeadTrainerTest, GemmMatchesPlainLoops) {
 
 // (a) Every parameter group's gradient against central finite differences of the loss, in f64.
 TEST_F(HeadTrainerTest, GradientMatchesFiniteDifferences) {
+  for (const auto [token_input, mlp] : {std::pair{false, 0}, {true, 0}, {true, 9}}) {
+    SCOPED_TRACE(testing::Message() << "token input " << token_input << ", MLP " << mlp);
+    CheckGradient(token_input, mlp);
+  }
+}
+
+void HeadTrainerTest::CheckGradient(bool token_input, int64_t mlp) {
   const int64_t n = 6, h = hidden();
   RandomHeadsOptions ro;
   ro.linear_std = 0.5f / std::sqrt(static_cast<float>(h));
   ro.norm_noise = 0.3f;
+  ro.token_input = token_input;
+  ro.token_mlp = mlp;
   HeadParams<double> params = RandomParams<double>(h, 11, ro);
-  HeadNetwork<double> net(3, h, vocab(), LmHead<double>(), config().rms_eps, n, nullptr);
+  // Token rows: any values (the trainer feeds normed embeddings; the math does not care).
+  const std::vector<double> tok = RandomHidden<double>(n, 23, 1.0);
+  const double* tokens = token_input ? tok.data() : nullptr;
+  HeadNetwork<double> net(3, h, vocab(), LmHead<double>(), config().rms_eps, n, nullptr, mlp);
   const std::vector<double> x = RandomHidden<double>(n, 5, 3.0);
   std::vector<int32_t> targets(n * 3);
   for (size_t j = 0; j < targets.size(); ++j)
@@ -147,16 +174,17 @@ TEST_F(HeadTrainerTest, GradientMatchesFiniteDifferences) {
   targets[3 * 5 + 2] = -1;  // a row without a head-2 target
   targets[3 * 4 + 1] = -1;
   const std::vector<double> weights = {1.0, 0.8, 0.64};
-  HeadParams<double> grad = HeadParams<double>::Zeros(3, h);
+  HeadParams<double> grad = HeadParams<double>::Zeros(3, h, token_input, mlp);
   const HeadBatchStats stats =
-      net.LossAndGradient(params, x.data(), targets.data(), n, weights, &grad);
+      net.LossAndGradient(params, x.data(), tokens, targets.data(), n, weights, &grad);
   ASSERT_GT(stats.weighted_loss, 0.0);
 
   auto loss_at = [&](std::vector<double>& group, size_t j, double delta) {
     const double saved = group[j];
     group[j] = saved + delta;
     const double l =
-        net.LossAndGradient(params, x.data(), targets.data(), n, weights, nullptr).weighted_loss;
+        net.LossAndGradient(params, x.data(), tokens, targets.data(), n, weights, nullptr)
+            .weighted_loss;
     group[j] = saved;
     return l;
   };
@@ -165,9 +193,14 @@ TEST_F(HeadTrainerTest, GradientMatchesFiniteDifferences) {
     std::vector<double>* param;
     const std::vector<double>* grad;
   };
-  const Group groups[] = {{"input_norm", &params.input_norm, &grad.input_norm},
-                          {"linear", &params.linear, &grad.linear},
-                          {"post_norm", &params.post_norm, &grad.post_norm}};
+  std::vector<Group> groups = {{"input_norm", &params.input_norm, &grad.input_norm},
+                               {"linear", &params.linear, &grad.linear},
+                               {"post_norm", &params.post_norm, &grad.post_norm}};
+  if (token_input) groups.push_back({"token_linear", &params.token_linear, &grad.token_linear});
+  if (mlp > 0) {
+    groups.push_back({"mlp_up", &params.mlp_up, &grad.mlp_up});
+    groups.push_back({"mlp_down", &params.mlp_down, &grad.mlp_down});
+  }
   for (const Group& g : groups) {
     const size_t size = g.param->size();
     double max_abs_grad = 0;
@@ -216,17 +249,17 @@ TEST_F(HeadTrainerTest, SoftTargetGradientMatchesFiniteDifferences) {
   const std::vector<double> weights = {1.0, 0.8, 0.64};
   const double alpha = 0.6;
   HeadParams<double> grad = HeadParams<double>::Zeros(3, h);
-  const HeadBatchStats stats =
-      net.LossAndGradient(params, x.data(), targets.data(), n, weights, &grad, soft.data(), alpha);
+  const HeadBatchStats stats = net.LossAndGradient(params, x.data(), nullptr, targets.data(), n,
+                                                   weights, &grad, soft.data(), alpha);
   const HeadBatchStats hard =
-      net.LossAndGradient(params, x.data(), targets.data(), n, weights, nullptr);
+      net.LossAndGradient(params, x.data(), nullptr, targets.data(), n, weights, nullptr);
   ASSERT_GT(stats.weighted_loss, 0.0);
   EXPECT_GT(std::fabs(stats.weighted_loss - hard.weighted_loss), 1e-3);  // the mixture matters
   auto loss_at = [&](std::vector<double>& group, size_t j, double delta) {
     const double saved = group[j];
     group[j] = saved + delta;
-    const double l = net.LossAndGradient(params, x.data(), targets.data(), n, weights, nullptr,
-                                         soft.data(), alpha)
+    const double l = net.LossAndGradient(params, x.data(), nullptr, targets.data(), n, weights,
+                                         nullptr, soft.data(), alpha)
                          .weighted_loss;
     group[j] = saved;
     return l;
@@ -262,7 +295,7 @@ TEST_F(HeadTrainerTest, LogitsAndLossMatchDraftHeadsApply) {
   HeadNetwork<float> net(3, h, v, LmHead<float>(), config().rms_eps, n, &pool);
   const HeadParams<float> params = RandomParams<float>(h, 3, RandomHeadsOptions{});
   std::vector<float> logits(3 * n * v);
-  net.Logits(params, x.data(), n, logits.data());
+  net.Logits(params, x.data(), nullptr, n, logits.data());
   double max_ref = 0, max_diff = 0;
   for (size_t j = 0; j < ref.size(); ++j) {
     max_ref = std::max(max_ref, std::fabs(double(ref[j])));
@@ -276,7 +309,7 @@ TEST_F(HeadTrainerTest, LogitsAndLossMatchDraftHeadsApply) {
   targets[0] = -1;
   const std::vector<double> weights = {1.0, 0.5, 0.25};
   const HeadBatchStats stats =
-      net.LossAndGradient(params, x.data(), targets.data(), n, weights, nullptr);
+      net.LossAndGradient(params, x.data(), nullptr, targets.data(), n, weights, nullptr);
   for (int i = 0; i < 3; ++i) {
     double loss = 0;
     int64_t count = 0, top1 = 0, top3 = 0;
@@ -299,6 +332,114 @@ TEST_F(HeadTrainerTest, LogitsAndLossMatchDraftHeadsApply) {
     EXPECT_EQ(stats.top1[i], top1);
     EXPECT_EQ(stats.top3[i], top3);
   }
+}
+
+// (b') Heads with a token input and a token MLP: the trainer's forward (fed rms-normed embeddings)
+// against DraftHeads::Apply (fed the raw embeddings of the same tokens); other tokens change the
+// logits.
+TEST_F(HeadTrainerTest, TokenInputLogitsMatchDraftHeadsApply) {
+  const int64_t n = 5, h = hidden(), v = vocab();
+  RandomHeadsOptions ro;
+  ro.token_input = true;
+  ro.token_mlp = 24;
+  ro.linear_std = 2.0f / std::sqrt(static_cast<float>(h));
+  const fs::path heads_path = *dir_ / "token_heads.safetensors";
+  ASSERT_TRUE(WriteSafetensors(heads_path.string(), RandomHeadsTensors(h, 4, ro), {}).ok());
+  auto heads = DraftHeads::Load(heads_path.string(), config(), n);
+  ASSERT_TRUE(heads.ok()) << heads.status();
+  ASSERT_TRUE((*heads)->has_token_input());
+  const std::vector<float> x = RandomHidden<float>(n, 10, 2.0);
+  std::unique_ptr<Backend> backend = MakeCpuBackend(2);
+  const Matrix& lm = model_->weights().lm_head;
+  std::vector<float> ref(3 * n * v), emb(n * h);
+  EXPECT_FALSE((*heads)->Apply(*backend, x.data(), n, lm, ref.data()).ok());  // tokens required
+  const std::vector<int32_t> ids = {3, 200, 17, 255, 3};
+  backend->Embed(model_->weights().embed, ids.data(), n, emb.data());
+  ASSERT_TRUE((*heads)->Apply(*backend, x.data(), n, lm, ref.data(), emb.data()).ok());
+
+  std::vector<float> normed(emb.size());
+  for (int64_t r = 0; r < n; ++r) {
+    double ss = 0;
+    for (int64_t c = 0; c < h; ++c) ss += double(emb[r * h + c]) * emb[r * h + c];
+    const double inv = 1.0 / std::sqrt(ss / h + config().rms_eps);
+    for (int64_t c = 0; c < h; ++c) normed[r * h + c] = static_cast<float>(emb[r * h + c] * inv);
+  }
+  cpu::ThreadPool pool(2);
+  HeadNetwork<float> net(3, h, v, LmHead<float>(), config().rms_eps, n, &pool, ro.token_mlp);
+  const HeadParams<float> params = RandomParams<float>(h, 4, ro);
+  std::vector<float> logits(3 * n * v);
+  net.Logits(params, x.data(), normed.data(), n, logits.data());
+  double max_ref = 0, max_diff = 0;
+  for (size_t j = 0; j < ref.size(); ++j) {
+    max_ref = std::max(max_ref, std::fabs(double(ref[j])));
+    max_diff = std::max(max_diff, std::fabs(double(ref[j]) - logits[j]));
+  }
+  EXPECT_LT(max_diff, 1e-4 * std::max(1.0, max_ref)) << "max |logit| " << max_ref;
+
+  // Rows 0 and 4 read the same token: another token in row 4 must move row 4's logits (every
+  // head's, through the chain) and leave row 0's alone.
+  std::vector<int32_t> other = ids;
+  other[4] = 100;
+  std::vector<float> moved(ref.size());
+  backend->Embed(model_->weights().embed, other.data(), n, emb.data());
+  ASSERT_TRUE((*heads)->Apply(*backend, x.data(), n, lm, moved.data(), emb.data()).ok());
+  for (int i = 0; i < 3; ++i) {
+    double row0 = 0, row4 = 0;
+    for (int64_t j = 0; j < v; ++j) {
+      row0 += std::fabs(moved[(i * n + 0) * v + j] - ref[(i * n + 0) * v + j]);
+      row4 += std::fabs(moved[(i * n + 4) * v + j] - ref[(i * n + 4) * v + j]);
+    }
+    EXPECT_EQ(row0, 0.0) << "head " << i;
+    EXPECT_GT(row4, 1e-3 * v) << "head " << i;
+  }
+}
+
+// The hidden-state cache: a first call computes and writes the rows, a second call with the same
+// sequences reads them back (the same rows, without the model: a null backend would crash a
+// recomputation), another sequence gets another file, and a corrupt file is recomputed.
+TEST_F(HeadTrainerTest, HiddenStateCacheReturnsTheComputedRows) {
+  const fs::path dir = *dir_ / "hidden_cache";
+  fs::remove_all(dir);
+  TokenSequence seq;
+  for (int t = 0; t < 30; ++t) seq.tokens.push_back((t * 31 + 5) % vocab());
+  seq.first_row = 2;
+  std::unique_ptr<Backend> backend = MakeCpuBackend(2);
+  auto empty = [&] {
+    HeadDataset d;
+    d.num_heads = 3;
+    d.hidden_size = hidden();
+    return d;
+  };
+  HeadDataset direct = empty(), first = empty(), second = empty(), other = empty();
+  ASSERT_TRUE(AppendHiddenStates(*model_, backend.get(), std::span(&seq, 1), 8, &direct).ok());
+  ASSERT_TRUE(AppendHiddenStatesCached(*model_, backend.get(), std::span(&seq, 1), 8, dir.string(),
+                                       "model-a", &first)
+                  .ok());
+  ASSERT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
+  ASSERT_TRUE(AppendHiddenStatesCached(*model_, nullptr, std::span(&seq, 1), 8, dir.string(),
+                                       "model-a", &second)
+                  .ok());
+  for (const HeadDataset* d : {&first, &second}) {
+    EXPECT_EQ(d->hidden, direct.hidden);
+    EXPECT_EQ(d->targets, direct.targets);
+    EXPECT_EQ(d->ahead, direct.ahead);
+    EXPECT_EQ(d->next_token, direct.next_token);
+    EXPECT_EQ(d->tokens, direct.tokens);
+  }
+  EXPECT_EQ(direct.next_token[0], seq.tokens[3]);  // row t = first_row reads token t + 1
+  // Another model id is another key: a second file.
+  ASSERT_TRUE(AppendHiddenStatesCached(*model_, backend.get(), std::span(&seq, 1), 8, dir.string(),
+                                       "model-b", &other)
+                  .ok());
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 2);
+  // A truncated file is recomputed, not read short.
+  for (const auto& e : fs::directory_iterator(dir)) fs::resize_file(e.path(), 100);
+  HeadDataset again = empty();
+  ASSERT_TRUE(AppendHiddenStatesCached(*model_, backend.get(), std::span(&seq, 1), 8, dir.string(),
+                                       "model-a", &again)
+                  .ok());
+  EXPECT_EQ(again.hidden, direct.hidden);
+  fs::remove_all(dir);
 }
 
 // Hidden states from AppendHiddenStates through freshly initialised heads give, for every head,
@@ -342,7 +483,7 @@ TEST_F(HeadTrainerTest, InitialHeadsReproduceModelLogits) {
   cpu::ThreadPool pool(1);
   HeadNetwork<float> net(3, hidden(), v, LmHead<float>(), config().rms_eps, 19, &pool);
   std::vector<float> logits(3 * 19 * v);
-  net.Logits((*trainer)->params(), data.hidden.data(), 19, logits.data());
+  net.Logits((*trainer)->params(), data.hidden.data(), nullptr, 19, logits.data());
   for (int i = 0; i < 3; ++i) {
     for (int r = 0; r < 19; ++r) {
       for (int64_t j = 0; j < v; ++j) {
