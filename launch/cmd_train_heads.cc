@@ -104,6 +104,10 @@ Status Validate(const TrainHeadsArgs& a) {
   }
   if (a.tokens < -1 || a.eval_tokens < -1) return BadInput("--tokens/--eval-tokens: expected >= 0");
   if (a.draft_vocab < 0) return BadInput("--draft-vocab: expected >= 0, got ", a.draft_vocab);
+  if (a.token_mlp < 0 || (a.token_mlp > 0 && !a.token_input)) {
+    return BadInput("--token-mlp: expected 0, or a positive size together with --token-input; got ",
+                    a.token_mlp, a.token_input ? "" : " without --token-input");
+  }
   if (!(a.soft_targets >= 0 && a.soft_targets <= 1)) {
     return BadInput("--soft-targets: expected a weight in [0, 1], got ", a.soft_targets);
   }

@@ -147,6 +147,7 @@ expect_error 2 "--reps" -- bench --model "$tmp/trunc.gguf" --mode verify --reps 
 expect_error 2 "--tp" -- bench --model "$tmp/trunc.gguf" --mode verify --tp 2
 expect_error 2 "--draft-vocab" -- train-heads --model "$tmp/trunc.gguf" -o "$tmp/h.st" --draft-vocab -1
 expect_error 2 "--soft-targets" -- train-heads --model "$tmp/trunc.gguf" -o "$tmp/h.st" --soft-targets 2
+expect_error 2 "--token-mlp" -- train-heads --model "$tmp/trunc.gguf" -o "$tmp/h.st" --token-mlp 8
 expect_error 2 "--data" -- train-heads --model "$tmp/trunc.gguf" -o "$tmp/h.st" --data "$tmp/none.txt"
 # A job whose KV cache cannot fit fails before prefill, naming the flags to change.
 smol="${TS_CACHE_DIR:-$HOME/.cache/tokenswift}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
