@@ -20,7 +20,7 @@ std::string DefaultModelPath() { return CacheDir() + "/models/SmolLM2-135M-Instr
 
 void AddBackendOptions(CLI::App* app, BackendOptions* options) {
   app->add_option("-t,--threads", options->threads, "CPU threads (0 = all hardware threads)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, kMaxThreads));
   app->add_option("--kv-dtype", options->kv_dtype, "KV cache element type: bf16 or f32")
       ->capture_default_str();
   app->add_option("-b,--batch-size", options->batch_size, "tokens per prefill forward pass")
@@ -59,7 +59,8 @@ Status WriteJson(const std::string& path, const nlohmann::json& json) {
   std::ofstream out(path);
   if (!out) return BadInput(path, ": cannot open for writing");
   out << json.dump(2) << "\n";
-  if (!out) return absl::InternalError(absl::StrCat(path, ": write failed"));
+  out.close();  // the bytes reach the file (or fail to) here, not at the destructor
+  if (!out) return RuntimeFailure(path, ": write failed (the statistics were not saved)");
   return absl::OkStatus();
 }
 

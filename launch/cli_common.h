@@ -17,6 +17,9 @@ std::string CacheDir();
 // The default model: SmolLM2-135M-Instruct Q4_1 inside the cache directory.
 std::string DefaultModelPath();
 
+// The most CPU threads --threads accepts (a thread pool of more is a typo, not a machine).
+inline constexpr int kMaxThreads = 1024;
+
 struct BackendOptions {
   int threads = 0;  // 0: all hardware threads
   // bf16: half the bytes of f32, faster at every verify size on the CPU, and no measurable

@@ -2,6 +2,8 @@
 // runs one, and turns its Status into a one-line message and an exit code (2 bad input,
 // 1 runtime failure).
 #include <cstdio>
+#include <exception>
+#include <new>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -32,6 +34,12 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     std::fprintf(stderr, "tokenswift: error: %s\n", e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tokenswift: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {  // system_error (threads), filesystem_error, ...
+    std::fprintf(stderr, "tokenswift: error: %s\n", e.what());
+    return 1;
   }
   if (!result.ok()) {
     std::fprintf(stderr, "tokenswift: error: %s\n", std::string(result.message()).c_str());

@@ -60,6 +60,14 @@ done
 if [ -f "$model" ]; then
   expect_error 2 "--max-new-tokens" -- generate --model "$model" --prompt hi -n 9000
   expect_error 2 "--prompt" -- generate --model "$model" -n 4
+  expect_error 2 "--threads" -- generate --model "$model" --prompt hi -n 4 --threads 100000
+  # Statistics that cannot be written are an error (exit 1), never a silent success.
+  "$ts" generate --model "$model" --prompt hi -n 2 --threads 2 --stats-json /proc/version \
+      >/dev/null 2>"$tmp/err"
+  rc=$?
+  if [ "$rc" -eq 1 ] && tail -n 1 "$tmp/err" | grep -q "/proc/version"; then ok; else
+    bad "--stats-json /proc/version: exit $rc, stderr: $(cat "$tmp/err")"
+  fi
 
   # A good run: 12 greedy tokens, ids file, stats JSON with the contract's fields.
   if "$ts" generate --model "$model" --prompt "The capital of France is" -n 12 --temperature 0 \
