@@ -238,7 +238,8 @@ void HeadTrainer::FinalNorm(const float* x, float* out) const {
 const float* HeadTrainer::TokenRows(const HeadDataset& data, const int64_t* rows, int64_t n) {
   if (!params_.has_token_input()) return nullptr;
   const int64_t h = hidden_;
-  std::vector<float> raw(static_cast<size_t>(h));
+  std::vector<float>& raw = teacher_in_row_;
+  raw.resize(static_cast<size_t>(h));
   for (int64_t r = 0; r < n; ++r) {
     const int32_t id = data.next_token[rows[r]];
     float* dst = tokens_in_.data() + r * h;

@@ -184,6 +184,7 @@ class HeadTrainer {
   std::vector<int64_t> rows_idx_;      // (batch_size) dataset rows of a batch
   Matrix embed_;                       // the model's token embeddings (token input)
   std::vector<float> tokens_in_;       // (batch_size, hidden) normed embeddings
+  std::vector<float> teacher_in_row_;  // (hidden) one dequantised embedding row
   std::unique_ptr<cpu::ThreadPool> pool_;
   std::unique_ptr<HeadNetwork<float>> net_;
   HeadParams<float> params_, grad_, adam_m_, adam_v_;
