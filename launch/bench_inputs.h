@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/decode/draft_heads.h"
 #include "runtime/model/config.h"
 

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/backend.h"
 #include "nlohmann/json.hpp"
-#include "runtime/common/status.h"
 #include "runtime/engine/model.h"
 #include "runtime/kv/kv_cache.h"
 

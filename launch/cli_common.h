@@ -1,13 +1,15 @@
 // Pieces shared by the CLI subcommands: default paths, backend and model set-up, JSON output.
 #pragma once
 
+#include <charconv>
+#include <limits>
 #include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "common/status.h"
 #include "kernels/backend.h"
 #include "nlohmann/json.hpp"
-#include "runtime/common/status.h"
 #include "runtime/sampling/sampling_params.h"
 
 namespace ts::cli {
@@ -19,6 +21,27 @@ std::string DefaultModelPath();
 
 // The most CPU threads --threads accepts (a thread pool of more is a typo, not a machine).
 inline constexpr int kMaxThreads = 1024;
+// The longest context (prompt + new tokens) flags accept: positions and cache slots are int32,
+// and a verify tree writes past the committed prefix.
+inline constexpr int64_t kMaxPositions = int64_t{1} << 30;
+
+// A check for an integer flag: the whole text is one integer of T within [lo, hi]. CLI11 2.1
+// alone wraps "-5" into an unsigned flag and saturates "99999999999999999999"; this refuses both:
+// "--seed: expected an integer in 0..18446744073709551615, got '-5'".
+template <typename T>
+CLI::Validator IntegerIn(T lo = std::numeric_limits<T>::min(),
+                         T hi = std::numeric_limits<T>::max()) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        T value{};
+        const char* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+        if (ec == std::errc() && ptr == end && value >= lo && value <= hi) return {};
+        return "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi) +
+               ", got '" + text + "'";
+      },
+      "INT in " + std::to_string(lo) + ".." + std::to_string(hi));
+}
 
 struct BackendOptions {
   int threads = 0;  // 0: all hardware threads

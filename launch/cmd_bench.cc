@@ -192,8 +192,8 @@ Status RunVerifyMode(const BenchArgs& args) {
   if (args.reps < 1) return BadInput("--reps: expected at least 1, got ", args.reps);
   options.reps = args.reps;
   if (args.parallel.tp != 1) return BadInput("--tp: --mode verify runs in one process (--tp 1)");
-  if (args.prompt_tokens > (int64_t{1} << 30)) {
-    return BadInput("--prompt-tokens: expected at most 2^30, got ", args.prompt_tokens);
+  if (args.prompt_tokens > kMaxPositions) {
+    return BadInput("--prompt-tokens: expected 1..", kMaxPositions, ", got ", args.prompt_tokens);
   }
   TS_ASSIGN_OR_RETURN(options.kv_dtype, ParseKvDtype(args.backend.kv_dtype));
   options.prefill_chunk = args.backend.batch_size;
@@ -231,8 +231,13 @@ Status RunBench(const BenchArgs& args) {
       args.mode != "verify") {
     return BadInput("--mode: expected ar, tokenswift, both or verify, got '", args.mode, "'");
   }
-  if (args.prompt_tokens < 1) return BadInput("--prompt-tokens: expected at least 1");
-  if (args.gen_tokens < 1) return BadInput("--gen-tokens: expected at least 1");
+  if (args.prompt_tokens < 1 || args.prompt_tokens > kMaxPositions) {
+    return BadInput("--prompt-tokens: expected 1..", kMaxPositions, ", got ", args.prompt_tokens);
+  }
+  if (args.gen_tokens < 1 || args.gen_tokens > kMaxPositions - args.prompt_tokens) {
+    return BadInput("--gen-tokens: expected 1..", kMaxPositions - args.prompt_tokens,
+                    " (with --prompt-tokens ", args.prompt_tokens, "), got ", args.gen_tokens);
+  }
   if (args.interval < 1) return BadInput("--interval: expected at least 1, got ", args.interval);
   if (args.warmup < 0) return BadInput("--warmup: expected at least 0, got ", args.warmup);
   if (!args.prompt_ids.empty() && !args.prompt_file.empty()) {

@@ -18,6 +18,7 @@
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
+#include "runtime/engine/job_identity.h"
 #include "runtime/engine/memory_budget.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
@@ -150,6 +151,112 @@ StatusOr<std::string> ApplyChatTemplate(const Tokenizer& tokenizer, const std::s
   return "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
 }
 
+// The job's context: the prompt's ids and the ids an earlier run of the job committed (--resume).
+struct JobInput {
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> resumed;
+  bool finished = false;  // --resume: the output already holds the whole job
+};
+
+// Rank 0's part (or the single process's): reads and tokenizes the prompt; with --output, checks
+// that a resumed output was written for this very job (runtime/engine/job_identity.h) and reads
+// its ids, or records the job beside a fresh output.
+StatusOr<JobInput> ReadJobInput(const GenerateArgs& args, const Model& model) {
+  const ModelConfig& config = model.config();
+  std::string prompt = args.prompt;
+  if (!args.prompt_file.empty()) {
+    TS_ASSIGN_OR_RETURN(prompt, ReadFile(args.prompt_file, "--prompt-file"));
+  }
+  if (args.chat) {
+    TS_ASSIGN_OR_RETURN(prompt, ApplyChatTemplate(*model.tokenizer, prompt));
+  }
+  JobInput input;
+  input.prompt_ids = model.tokenizer->Encode(prompt, /*add_special=*/true);
+  if (input.prompt_ids.empty()) return BadInput("--prompt: the prompt encodes to no tokens");
+  if (args.output.empty()) return input;
+
+  TS_ASSIGN_OR_RETURN(const JobIdentity identity,
+                      MakeJobIdentity(args.model, input.prompt_ids, args.sampling, args.ignore_eos,
+                                      args.backend.kv_dtype));
+  const std::string sidecar = SidecarPath(args.output);
+  std::error_code ec;
+  const bool has_output = std::filesystem::file_size(args.output, ec) > 0 && !ec;
+  const bool continues = args.resume && (has_output || std::filesystem::exists(sidecar));
+  if (!continues) {
+    TS_RETURN_IF_ERROR(WriteJobIdentity(sidecar, identity));
+    return input;
+  }
+  TS_RETURN_IF_ERROR(CheckResume(args.output, sidecar, identity));
+  // The tokens an earlier run committed are re-prefilled after the prompt. Sampling is a pure
+  // function of (logits, window, seed, position), so the continuation is the very one the
+  // earlier run would have produced (DESIGN.md 2).
+  TS_ASSIGN_OR_RETURN(input.resumed, ReadResumeIds(args.output, config.vocab_size));
+  const bool ended_by_eos =
+      !args.ignore_eos && std::any_of(input.resumed.begin(), input.resumed.end(), [&](int32_t id) {
+        return std::find(config.eos_ids.begin(), config.eos_ids.end(), id) != config.eos_ids.end();
+      });
+  if (static_cast<int64_t>(input.resumed.size()) >= args.max_new_tokens || ended_by_eos) {
+    std::fprintf(stderr, "tokenswift: %s already holds a finished job (%zu tokens%s)\n",
+                 args.output.c_str(), input.resumed.size(), ended_by_eos ? ", stopped by EOS" : "");
+    input.finished = true;
+  } else if (!input.resumed.empty()) {
+    spdlog::info("--resume: {} tokens already in {}, {} to go", input.resumed.size(), args.output,
+                 args.max_new_tokens - static_cast<int64_t>(input.resumed.size()));
+  }
+  return input;
+}
+
+// Every rank's part: rank 0's input on all ranks (the others never open the prompt or output
+// files, which may exist on rank 0's node only). Rank 0 broadcasts a header (its status, the
+// sizes, a SHA-256 of the ids) and then the ids; each rank checks the hash of what it received.
+// When rank 0 failed, the others leave with its exit code and one line saying so.
+StatusOr<JobInput> ShareJobInput(Communicator* comm, StatusOr<JobInput> mine) {
+  if (comm == nullptr || comm->size() == 1) return mine;
+  struct Header {
+    int32_t exit_code = 0;
+    int32_t finished = 0;
+    int64_t prompt = 0;
+    int64_t resumed = 0;
+    char sha256[65] = {};
+  } header;
+  JobInput input;
+  const bool root = comm->rank() == 0;
+  if (root) {
+    header.exit_code = ExitCodeFor(mine.status());
+    if (mine.ok()) {
+      input = *std::move(mine);
+      header.finished = input.finished ? 1 : 0;
+      header.prompt = static_cast<int64_t>(input.prompt_ids.size());
+      header.resumed = static_cast<int64_t>(input.resumed.size());
+    }
+  }
+  std::vector<int32_t> ids;
+  if (root) {
+    ids = input.prompt_ids;
+    ids.insert(ids.end(), input.resumed.begin(), input.resumed.end());
+    const std::string sha = TokensSha256(ids);
+    std::copy(sha.begin(), sha.end(), header.sha256);
+  }
+  TS_RETURN_IF_ERROR(comm->Broadcast(&header, sizeof(header), 0));
+  if (header.exit_code != 0) {
+    if (root) return mine.status();
+    return header.exit_code == 2 ? BadInput("rank ", comm->rank(), ": rank 0 rejected the job")
+                                 : RuntimeFailure("rank ", comm->rank(), ": rank 0 failed");
+  }
+  if (header.prompt < 1 || header.resumed < 0 || header.prompt + header.resumed > kMaxPositions) {
+    return RuntimeFailure("rank ", comm->rank(), ": a malformed job header from rank 0");
+  }
+  ids.resize(static_cast<size_t>(header.prompt + header.resumed));
+  TS_RETURN_IF_ERROR(comm->Broadcast(ids.data(), ids.size() * sizeof(int32_t), 0));
+  if (TokensSha256(ids) != std::string(header.sha256)) {
+    return RuntimeFailure("rank ", comm->rank(), ": the context ids from rank 0 arrived damaged");
+  }
+  input.prompt_ids.assign(ids.begin(), ids.begin() + header.prompt);
+  input.resumed.assign(ids.begin() + header.prompt, ids.end());
+  input.finished = header.finished != 0;
+  return input;
+}
+
 Status RunGenerate(const GenerateArgs& args) {
   TS_RETURN_IF_ERROR(Validate(args.sampling));
   if (args.mode != "ar" && args.mode != "tokenswift") {
@@ -163,45 +270,31 @@ Status RunGenerate(const GenerateArgs& args) {
   if (args.prompt.empty() == args.prompt_file.empty()) {
     return BadInput("--prompt / --prompt-file: expected exactly one of them");
   }
-  if (args.max_new_tokens < 1) return BadInput("--max-new-tokens: expected at least 1");
+  if (args.max_new_tokens < 1 || args.max_new_tokens > kMaxPositions) {
+    return BadInput("--max-new-tokens: expected 1..", kMaxPositions, ", got ", args.max_new_tokens);
+  }
+  if (args.ctx_size < 0 || args.ctx_size > kMaxPositions) {
+    return BadInput("--ctx-size: expected 0 (the model's) or up to ", kMaxPositions, ", got ",
+                    args.ctx_size);
+  }
   TS_RETURN_IF_ERROR(ValidateTensorParallel(args.parallel));
   if (args.resume && args.output.empty()) {
     return BadInput("--resume: needs --output FILE, the token ids an earlier run wrote");
   }
   TS_ASSIGN_OR_RETURN(const DType kv_dtype, ParseKvDtype(args.backend.kv_dtype));
-  std::string prompt = args.prompt;
-  if (!args.prompt_file.empty()) {
-    TS_ASSIGN_OR_RETURN(prompt, ReadFile(args.prompt_file, "--prompt-file"));
-  }
 
   TS_ASSIGN_OR_RETURN(Model model, LoadModel(args.model, /*require_tokenizer=*/true));
   const ModelConfig& config = model.config();
-  if (args.chat) {
-    TS_ASSIGN_OR_RETURN(prompt, ApplyChatTemplate(*model.tokenizer, prompt));
-  }
-  const std::vector<int32_t> prompt_ids = model.tokenizer->Encode(prompt, /*add_special=*/true);
-  if (prompt_ids.empty()) return BadInput("--prompt: the prompt encodes to no tokens");
-  // --resume: the tokens an earlier run committed are re-prefilled after the prompt. Sampling is
-  // a pure function of (logits, window, seed, position), so the continuation is the very one the
-  // earlier run would have produced (DESIGN.md 2).
-  std::vector<int32_t> resumed;
-  if (args.resume) {
-    TS_ASSIGN_OR_RETURN(resumed, ReadResumeIds(args.output, config.vocab_size));
-    const bool ended_by_eos =
-        !args.ignore_eos && std::any_of(resumed.begin(), resumed.end(), [&](int32_t id) {
-          return std::find(config.eos_ids.begin(), config.eos_ids.end(), id) !=
-                 config.eos_ids.end();
-        });
-    if (static_cast<int64_t>(resumed.size()) >= args.max_new_tokens || ended_by_eos) {
-      std::fprintf(stderr, "tokenswift: %s already holds a finished job (%zu tokens%s)\n",
-                   args.output.c_str(), resumed.size(), ended_by_eos ? ", stopped by EOS" : "");
-      return absl::OkStatus();
-    }
-    if (!resumed.empty()) {
-      spdlog::info("--resume: {} tokens already in {}, {} to go", resumed.size(), args.output,
-                   args.max_new_tokens - static_cast<int64_t>(resumed.size()));
-    }
-  }
+  // Tensor parallel: this rank's communicator and slices; its KV cache holds its KV heads only.
+  TS_ASSIGN_OR_RETURN(TensorParallelRank parallel,
+                      SetUpTensorParallel(args.parallel, model, args.sampling));
+  const bool printer = parallel.printer();
+  Communicator* comm = parallel.comm.get();
+  StatusOr<JobInput> mine = printer ? ReadJobInput(args, model) : JobInput{};
+  TS_ASSIGN_OR_RETURN(JobInput input, ShareJobInput(comm, std::move(mine)));
+  if (input.finished) return absl::OkStatus();
+  const std::vector<int32_t>& prompt_ids = input.prompt_ids;
+  const std::vector<int32_t>& resumed = input.resumed;
 
   const int64_t ctx = args.ctx_size > 0 ? args.ctx_size : config.max_position;
   const int64_t needed = static_cast<int64_t>(prompt_ids.size()) + args.max_new_tokens;
@@ -215,11 +308,6 @@ Status RunGenerate(const GenerateArgs& args) {
   // A tree verification writes up to max_nodes slots past the committed prefix.
   const int64_t capacity = needed + (tokenswift ? ts_options.tree.max_nodes : 0);
   // Everything large is allocated now, before prefill: a job that cannot fit fails here.
-  // Tensor parallel: this rank's communicator and slices; its KV cache holds its KV heads only.
-  TS_ASSIGN_OR_RETURN(TensorParallelRank parallel,
-                      SetUpTensorParallel(args.parallel, model, args.sampling));
-  const bool printer = parallel.printer();
-  Communicator* comm = parallel.comm.get();
   const ModelConfig& run_config = parallel.config(model);
   TS_RETURN_IF_ERROR(CheckMemory(
       static_cast<int64_t>(KvCache::BytesFor(run_config, capacity, kv_dtype)) + (64 << 20),
@@ -375,23 +463,7 @@ void RegisterGenerate(CLI::App& app, Status* result) {
       ->capture_default_str();
   sub->add_option("--mode", args->mode, "ar or tokenswift")->capture_default_str();
   AddTokenSwiftOptions(sub, &args->tokenswift);
-  sub->add_option("-s,--seed", args->sampling.seed, "sampling seed")->capture_default_str();
-  sub->add_option("--temperature,--temp", args->sampling.temperature, "0 = greedy")
-      ->capture_default_str();
-  sub->add_option("--top-p", args->sampling.top_p, "nucleus sampling (1 = off)")
-      ->capture_default_str();
-  sub->add_option("--top-k", args->sampling.top_k, "top-k sampling (0 = off)")
-      ->capture_default_str();
-  sub->add_option("--min-p", args->sampling.min_p, "min-p sampling (0 = off)")
-      ->capture_default_str();
-  sub->add_option("--eta", args->sampling.eta, "eta sampling epsilon (0 = off)")
-      ->capture_default_str();
-  sub->add_option("--penalty,--repeat-penalty", args->sampling.penalty,
-                  "contextual repetition penalty (1 = off)")
-      ->capture_default_str();
-  sub->add_option("--penalty-window,--repeat-last-n", args->sampling.penalty_window,
-                  "tokens the penalty looks back over")
-      ->capture_default_str();
+  AddSamplingOptions(sub, &args->sampling);
   sub->add_flag("--ignore-eos", args->ignore_eos, "keep generating past end-of-sequence");
   sub->add_option("-c,--ctx-size", args->ctx_size,
                   "context limit for prompt + new tokens (default: the model's)");

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "CLI/CLI.hpp"
-#include "runtime/common/status.h"
+#include "common/status.h"
 
 namespace ts::cli {
 

@@ -7,8 +7,25 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "launch/cli_common.h"
 #include "launch/commands.h"
 #include "runtime/common/logging.h"
+
+namespace {
+
+// CLI11 2.1 converts 64-bit integers with strtoll/strtoull unchecked: "-5" wraps into an unsigned
+// flag and "99999999999999999999" saturates. Every integer flag of every subcommand gets an exact
+// check (narrower types CLI11 already checks; ranges are the commands' own).
+void CheckIntegerFlags(CLI::App* app) {
+  for (CLI::Option* opt : app->get_options()) {
+    const std::string type = opt->get_type_name();
+    if (type == "UINT") opt->check(ts::cli::IntegerIn<uint64_t>().description(""));
+    if (type == "INT") opt->check(ts::cli::IntegerIn<int64_t>().description(""));
+  }
+  for (CLI::App* sub : app->get_subcommands({})) CheckIntegerFlags(sub);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tokenswift: ultra-long text generation with TokenSwift, exactly lossless"};
@@ -27,6 +44,7 @@ int main(int argc, char** argv) {
   ts::cli::RegisterMakeTestModel(app, &result);
   ts::cli::RegisterBench(app, &result);
   ts::cli::RegisterTrainHeads(app, &result);
+  CheckIntegerFlags(&app);
 
   try {
     app.parse(argc, argv);

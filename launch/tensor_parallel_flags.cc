@@ -16,6 +16,9 @@ void AddTensorParallelOptions(CLI::App* sub, TensorParallelFlags* flags) {
 
 Status ValidateTensorParallel(const TensorParallelFlags& flags) {
   if (flags.tp < 1) return BadInput("--tp: expected at least 1, got ", flags.tp);
+  if (!(flags.comm_timeout > 0 && flags.comm_timeout <= 7 * 24 * 3600.0)) {
+    return BadInput("--comm-timeout: expected seconds in (0, 604800], got ", flags.comm_timeout);
+  }
   const int world = LauncherWorldSize();
   if (flags.tp > 1 && world != flags.tp) {
     return BadInput("--tp ", flags.tp, ": start ", flags.tp, " ranks with mpirun -np ", flags.tp,

@@ -6,8 +6,8 @@
 #include <optional>
 
 #include "CLI/CLI.hpp"
+#include "common/status.h"
 #include "parallel/communicator.h"
-#include "runtime/common/status.h"
 #include "runtime/engine/model.h"
 #include "runtime/model/tensor_parallel.h"
 #include "runtime/sampling/sharded_sampler.h"

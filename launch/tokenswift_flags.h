@@ -5,7 +5,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/decode/tokenswift_decoder.h"
 
 namespace ts::cli {

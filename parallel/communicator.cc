@@ -58,8 +58,12 @@ int LauncherWorldSize() {
 
 StatusOr<std::unique_ptr<Communicator>> MakeCommunicator(const std::string& kind,
                                                          const CommOptions& options) {
-  if (!(options.timeout_seconds > 0) || !(options.ping_seconds > 0)) {
-    return BadInput("--comm-timeout: expected a positive number of seconds");
+  // Finite and at most a week: an infinite or huge deadline would turn a lost rank into a hang.
+  constexpr double kMaxSeconds = 7 * 24 * 3600.0;
+  if (!(options.timeout_seconds > 0 && options.timeout_seconds <= kMaxSeconds) ||
+      !(options.ping_seconds > 0 && options.ping_seconds <= kMaxSeconds)) {
+    return BadInput("--comm-timeout: expected seconds in (0, ", kMaxSeconds, "], got ",
+                    options.timeout_seconds);
   }
   if (kind == "local") return std::unique_ptr<Communicator>(new LocalCommunicator());
   if (kind == "mpi") {

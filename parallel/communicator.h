@@ -25,7 +25,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 
 namespace ts {
 

@@ -24,20 +24,39 @@ constexpr int kPong = 1;  // the answer's content does not matter; a constant bu
 
 using Clock = std::chrono::steady_clock;
 
+// An MPI return code as a Status naming the call.
+Status Check(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return absl::OkStatus();
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  MPI_Error_string(rc, text, &length);
+  return RuntimeFailure("MPI: ", call, " failed: ", std::string(text, length));
+}
+
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator(const CommOptions& options, bool owns_mpi)
-      : options_(options), owns_mpi_(owns_mpi) {
-    MPI_Comm_dup(MPI_COMM_WORLD, &data_);
-    MPI_Comm_dup(MPI_COMM_WORLD, &control_);
-    MPI_Comm_rank(data_, &rank_);
-    MPI_Comm_size(data_, &size_);
-    gather_.resize(1024);
+  static StatusOr<std::unique_ptr<Communicator>> Create(const CommOptions& options, bool owns_mpi) {
+    std::unique_ptr<MpiCommunicator> c(new MpiCommunicator(options, owns_mpi));
+    TS_RETURN_IF_ERROR(Check(MPI_Comm_dup(MPI_COMM_WORLD, &c->data_), "MPI_Comm_dup"));
+    TS_RETURN_IF_ERROR(Check(MPI_Comm_dup(MPI_COMM_WORLD, &c->control_), "MPI_Comm_dup"));
+    TS_RETURN_IF_ERROR(Check(MPI_Comm_rank(c->data_, &c->rank_), "MPI_Comm_rank"));
+    TS_RETURN_IF_ERROR(Check(MPI_Comm_size(c->data_, &c->size_), "MPI_Comm_size"));
+    c->gather_.resize(1024);
+    c->ping_out_.assign(c->size_, 0);
+    c->pong_in_.assign(c->size_, -1);
+    c->pong_reqs_.assign(c->size_, MPI_REQUEST_NULL);
+    return std::unique_ptr<Communicator>(std::move(c));
   }
 
   ~MpiCommunicator() override {
-    MPI_Comm_free(&control_);
-    MPI_Comm_free(&data_);
+    for (MPI_Request& r : pong_reqs_) {
+      if (r != MPI_REQUEST_NULL) {
+        MPI_Cancel(&r);
+        MPI_Request_free(&r);
+      }
+    }
+    if (control_ != MPI_COMM_NULL) MPI_Comm_free(&control_);
+    if (data_ != MPI_COMM_NULL) MPI_Comm_free(&data_);
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (owns_mpi_ && !finalized) MPI_Finalize();
@@ -67,8 +86,9 @@ class MpiCommunicator final : public Communicator {
       return absl::InvalidArgumentError("AllGather: more than 2 GiB per rank");
     }
     MPI_Request req;
-    MPI_Iallgather(mine, static_cast<int>(bytes), MPI_BYTE, all, static_cast<int>(bytes), MPI_BYTE,
-                   data_, &req);
+    TS_RETURN_IF_ERROR(Check(MPI_Iallgather(mine, static_cast<int>(bytes), MPI_BYTE, all,
+                                            static_cast<int>(bytes), MPI_BYTE, data_, &req),
+                             "MPI_Iallgather"));
     bytes_sent_ += static_cast<int64_t>(bytes) * (size_ - 1);
     return Wait(req, "AllGather");
   }
@@ -82,7 +102,8 @@ class MpiCommunicator final : public Communicator {
       return absl::InvalidArgumentError("Broadcast: more than 2 GiB");
     }
     MPI_Request req;
-    MPI_Ibcast(data, static_cast<int>(bytes), MPI_BYTE, root, data_, &req);
+    TS_RETURN_IF_ERROR(Check(MPI_Ibcast(data, static_cast<int>(bytes), MPI_BYTE, root, data_, &req),
+                             "MPI_Ibcast"));
     if (rank_ == root) bytes_sent_ += static_cast<int64_t>(bytes) * (size_ - 1);
     return Wait(req, "Broadcast");
   }
@@ -99,7 +120,7 @@ class MpiCommunicator final : public Communicator {
 
   Status Barrier() override {
     MPI_Request req;
-    MPI_Ibarrier(data_, &req);
+    TS_RETURN_IF_ERROR(Check(MPI_Ibarrier(data_, &req), "MPI_Ibarrier"));
     return Wait(req, "Barrier");
   }
 
@@ -109,18 +130,27 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  MpiCommunicator(const CommOptions& options, bool owns_mpi)
+      : options_(options), owns_mpi_(owns_mpi) {}
+
   // Answers every ping that has arrived (another rank diagnosing a timeout).
   void AnswerPings() {
     for (;;) {
       int flag = 0;
       MPI_Status st;
-      MPI_Iprobe(MPI_ANY_SOURCE, kPingTag, control_, &flag, &st);
-      if (!flag) return;
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kPingTag, control_, &flag, &st) != MPI_SUCCESS || !flag) {
+        return;
+      }
       int seq = 0;
-      MPI_Recv(&seq, 1, MPI_INT, st.MPI_SOURCE, kPingTag, control_, MPI_STATUS_IGNORE);
+      if (MPI_Recv(&seq, 1, MPI_INT, st.MPI_SOURCE, kPingTag, control_, MPI_STATUS_IGNORE) !=
+          MPI_SUCCESS) {
+        return;
+      }
       MPI_Request r;
-      MPI_Isend(&kPong, 1, MPI_INT, st.MPI_SOURCE, kPongTag, control_, &r);
-      MPI_Request_free(&r);
+      // kPong is a constant: the freed send's buffer stays valid until it completes.
+      if (MPI_Isend(&kPong, 1, MPI_INT, st.MPI_SOURCE, kPongTag, control_, &r) == MPI_SUCCESS) {
+        MPI_Request_free(&r);
+      }
     }
   }
 
@@ -133,7 +163,7 @@ class MpiCommunicator final : public Communicator {
                                       std::chrono::duration<double>(options_.timeout_seconds));
     for (int64_t spins = 0;; ++spins) {
       int done = 0;
-      MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      TS_RETURN_IF_ERROR(Check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), op));
       if (done) return absl::OkStatus();
       if ((spins & 1023) == 0) {
         AnswerPings();
@@ -143,17 +173,24 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  // Pings every other rank and names the ones that do not answer within ping_seconds.
+  // Pings every other rank and names the ones that do not answer within ping_seconds. The ping
+  // and answer buffers are members: a send or receive still in flight when this returns (a
+  // stopped rank never answers) keeps valid memory until the communicator is destroyed, which
+  // cancels the receives.
   Status Diagnose(const char* op) {
-    std::vector<int> seqs(size_, static_cast<int>(sequence_));
-    std::vector<int> answers(size_, -1);
-    std::vector<MPI_Request> recvs(size_, MPI_REQUEST_NULL);
+    std::vector<MPI_Request>& recvs = pong_reqs_;
+    std::vector<int>& answers = pong_in_;
     for (int r = 0; r < size_; ++r) {
-      if (r == rank_) continue;
+      if (r == rank_ || recvs[r] != MPI_REQUEST_NULL) continue;  // a ping still waiting: reuse
+      ping_out_[r] = static_cast<int>(sequence_);
+      answers[r] = -1;
       MPI_Request s;
-      MPI_Isend(&seqs[r], 1, MPI_INT, r, kPingTag, control_, &s);
-      MPI_Request_free(&s);
-      MPI_Irecv(&answers[r], 1, MPI_INT, r, kPongTag, control_, &recvs[r]);
+      if (MPI_Isend(&ping_out_[r], 1, MPI_INT, r, kPingTag, control_, &s) == MPI_SUCCESS) {
+        MPI_Request_free(&s);
+      }
+      if (MPI_Irecv(&answers[r], 1, MPI_INT, r, kPongTag, control_, &recvs[r]) != MPI_SUCCESS) {
+        recvs[r] = MPI_REQUEST_NULL;
+      }
     }
     const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                           std::chrono::duration<double>(options_.ping_seconds));
@@ -207,6 +244,9 @@ class MpiCommunicator final : public Communicator {
   int64_t bytes_sent_ = 0;
   std::vector<unsigned char> gather_;
   std::vector<ValueIndex> candidates_;  // MaxReduce's gathered candidates
+  std::vector<int> ping_out_;           // (size) Diagnose's pings
+  std::vector<int> pong_in_;            // (size) their answers
+  std::vector<MPI_Request> pong_reqs_;  // (size) receives of the answers
 };
 
 }  // namespace
@@ -222,7 +262,7 @@ StatusOr<std::unique_ptr<Communicator>> MakeMpiCommunicator(const CommOptions& o
   }
   // Errors come back as codes, not as an abort inside the library.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-  return std::unique_ptr<Communicator>(new MpiCommunicator(options, !initialized));
+  return MpiCommunicator::Create(options, !initialized);
 }
 
 }  // namespace ts

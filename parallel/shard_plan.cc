@@ -15,6 +15,16 @@ Range SplitRange(int64_t n, int parts, int index, int64_t unit) {
   return Range{std::min(n, first * unit), std::min(n, (first + count) * unit)};
 }
 
+Range OprojGranule(const ShardDims& d, int64_t g) {
+  const int64_t cols = d.n_heads / d.n_kv_heads * d.head_dim;
+  return Range{g * cols, (g + 1) * cols};
+}
+
+Range FfnGranule(const ShardDims& d, int64_t g) {
+  return SplitRange(d.intermediate, static_cast<int>(d.n_kv_heads), static_cast<int>(g),
+                    d.quant_block);
+}
+
 std::string ShardPlan::Describe() const {
   return absl::StrFormat(
       "tp rank %d/%d: kv heads [%d, %d), q heads [%d, %d), ffn columns [%d, %d), vocab [%d, %d), "
@@ -38,17 +48,18 @@ StatusOr<ShardPlan> MakeShardPlan(const ShardDims& d, int rank, int world) {
   }
   const int64_t ffn_units = (d.intermediate + d.quant_block - 1) / d.quant_block;
   const int64_t vocab_units = (d.vocab + d.vocab_block - 1) / d.vocab_block;
-  if (ffn_units < world || vocab_units < world || d.hidden < world) {
+  if ((world > 1 && ffn_units < d.n_kv_heads) || vocab_units < world || d.hidden < world) {
     return BadInput("--tp ", world, ": the model is too small to split over ", world, " ranks");
   }
   ShardPlan p;
+  p.dims = d;
   p.rank = rank;
   p.world = world;
   const int64_t group = d.n_heads / d.n_kv_heads;
   p.kv_heads = SplitRange(d.n_kv_heads, world, rank);
   p.q_heads = {p.kv_heads.begin * group, p.kv_heads.end * group};
   p.q_cols = {p.q_heads.begin * d.head_dim, p.q_heads.end * d.head_dim};
-  p.ffn = SplitRange(d.intermediate, world, rank, d.quant_block);
+  p.ffn = {FfnGranule(d, p.kv_heads.begin).begin, FfnGranule(d, p.kv_heads.end - 1).end};
   p.vocab = SplitRange(d.vocab, world, rank, d.vocab_block);
   p.draft_hidden = SplitRange(d.hidden, world, rank);
   return p;

@@ -6,21 +6,29 @@
 //
 // Splits are contiguous and as even as the unit allows, earlier ranks taking the remainder:
 // SmolLM2's 3 KV heads on 2 ranks are 2 + 1. Units keep slices on block boundaries:
-//   - intermediate columns in quantization blocks (32), so a rank's down_proj columns are whole
-//     blocks of every quantized row;
 //   - vocabulary in sampling reduce blocks (1024, runtime/sampling/logits_processor.h), so the
 //     ranks' partial sums add up to the single-rank sums bit for bit.
+//
+// Reduction granules: the same bits at every TP degree. The row-parallel matmuls (o_proj and
+// down_proj) sum over input columns that the ranks split. Floating-point addition is not
+// associative, so their result is *defined* as the sum of one partial product per granule,
+// added in granule order: y = ((y_0 + y_1) + y_2) + ..., in one process as across ranks. There
+// is one granule per KV head (no TP degree exceeds that): granule g of o_proj is the columns of
+// KV head g's query heads, granule g of down_proj is part g of the intermediate columns split
+// into n_kv_heads parts of whole quantization blocks (32). A rank owns the granules of its KV
+// heads, so every shard boundary is a granule boundary.
 //
 //   ShardDims dims{.n_heads = 9, .n_kv_heads = 3, .head_dim = 64, .hidden = 576,
 //                  .intermediate = 1536, .vocab = 49152};
 //   TS_ASSIGN_OR_RETURN(ShardPlan plan, MakeShardPlan(dims, /*rank=*/1, /*world=*/2));
-//   // plan.kv_heads = [2, 3), plan.q_heads = [6, 9), plan.ffn = [768, 1536)
+//   // plan.kv_heads = [2, 3), plan.q_heads = [6, 9), plan.ffn = [1024, 1536)
+//   // OprojGranule(dims, 2) = [384, 576), FfnGranule(dims, 2) = [1024, 1536)
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 
 namespace ts {
 
@@ -42,17 +50,22 @@ struct ShardDims {
   int64_t hidden = 0;
   int64_t intermediate = 0;
   int64_t vocab = 0;
-  int64_t quant_block = 32;    // intermediate columns per unit
+  int64_t quant_block = 32;    // intermediate columns per unit of an FFN granule
   int64_t vocab_block = 1024;  // vocabulary rows per unit
 };
 
+// Input columns of reduction granule g (in [0, n_kv_heads)) of o_proj and of down_proj.
+Range OprojGranule(const ShardDims& dims, int64_t g);
+Range FfnGranule(const ShardDims& dims, int64_t g);
+
 struct ShardPlan {
+  ShardDims dims;  // the whole model's
   int rank = 0;
   int world = 1;
-  Range kv_heads;      // this rank's KV heads
+  Range kv_heads;      // this rank's KV heads, and so its reduction granules
   Range q_heads;       // their query heads (kv_heads * group size)
   Range q_cols;        // o_proj input columns: q_heads * head_dim
-  Range ffn;           // intermediate columns
+  Range ffn;           // intermediate columns (its FFN granules)
   Range vocab;         // embedding and lm_head rows
   Range draft_hidden;  // draft-head linear output rows
 

@@ -30,8 +30,8 @@
 #include <span>
 #include <vector>
 
+#include "common/status.h"
 #include "parallel/communicator.h"
-#include "runtime/common/status.h"
 
 namespace ts {
 

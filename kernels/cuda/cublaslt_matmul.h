@@ -28,8 +28,8 @@
 #include <memory>
 #include <tuple>
 
+#include "common/status.h"
 #include "kernels/dtype.h"
-#include "runtime/common/status.h"
 
 namespace ts::cuda {
 

@@ -31,8 +31,8 @@
 #include <memory>
 #include <string>
 
+#include "common/status.h"
 #include "kernels/backend.h"
-#include "runtime/common/status.h"
 
 namespace ts {
 

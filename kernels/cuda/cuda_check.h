@@ -5,7 +5,7 @@
 #include <cublas_api.h>
 #include <cuda_runtime.h>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 
 #define TS_CUDA_RETURN_IF_ERROR(expr)                                                \
   do {                                                                               \

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 
 namespace ts {
 

@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 
 namespace ts {
 

@@ -53,11 +53,11 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/backend.h"
 #include "kernels/dtype.h"
 #include "parallel/communicator.h"
 #include "parallel/shard_plan.h"
-#include "runtime/common/status.h"
 #include "runtime/model/config.h"
 #include "runtime/model/safetensors_writer.h"
 

@@ -68,8 +68,8 @@
 #include <span>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/backend.h"
-#include "runtime/common/status.h"
 #include "runtime/model/transformer.h"
 
 namespace ts {

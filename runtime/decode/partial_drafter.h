@@ -47,7 +47,7 @@
 #include <span>
 #include <vector>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/kv/partial_cache.h"
 #include "runtime/model/transformer.h"

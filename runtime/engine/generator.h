@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/decode/decoder.h"
 
 namespace ts {

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/model/loader.h"
 #include "runtime/tokenizer/tokenizer.h"
 

@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "common/status.h"
 #include "kernels/backend.h"
-#include "runtime/common/status.h"
 #include "runtime/model/config.h"
 
 namespace ts {

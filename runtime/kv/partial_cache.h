@@ -37,8 +37,8 @@
 #include <span>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/backend.h"
-#include "runtime/common/status.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/config.h"
 

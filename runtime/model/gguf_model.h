@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/model/config.h"
 #include "runtime/model/gguf.h"
 #include "runtime/model/loader.h"

@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/model/config.h"
 
 namespace ts {

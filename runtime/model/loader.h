@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/dtype.h"
-#include "runtime/common/status.h"
 #include "runtime/model/config.h"
 #include "runtime/model/weights.h"
 #include "runtime/tokenizer/vocab.h"

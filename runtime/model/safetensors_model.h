@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/model/loader.h"
 
 namespace ts {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/dtype.h"
-#include "runtime/common/status.h"
 
 namespace ts {
 

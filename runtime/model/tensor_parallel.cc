@@ -1,6 +1,8 @@
 // A rank's slices of a tensor-parallel model; see tensor_parallel.h.
 #include "runtime/model/tensor_parallel.h"
 
+#include <algorithm>
+
 namespace ts {
 
 Matrix RowSlice(const Matrix& m, Range r) {
@@ -23,9 +25,9 @@ StatusOr<Matrix> ColumnSlice(const Matrix& m, Range c, const char* what) {
   return s;
 }
 
-StatusOr<std::unique_ptr<TpShard>> TpShard::Create(const ModelConfig& config,
-                                                   const ModelWeights& weights, Communicator* comm,
-                                                   int64_t vocab_block) {
+namespace {
+
+ShardDims DimsOf(const ModelConfig& config, int64_t vocab_block) {
   ShardDims dims;
   dims.n_heads = config.n_heads;
   dims.n_kv_heads = config.n_kv_heads;
@@ -34,7 +36,54 @@ StatusOr<std::unique_ptr<TpShard>> TpShard::Create(const ModelConfig& config,
   dims.intermediate = config.intermediate_size;
   dims.vocab = config.vocab_size;
   dims.vocab_block = vocab_block;
-  TS_ASSIGN_OR_RETURN(ShardPlan plan, MakeShardPlan(dims, comm->rank(), comm->size()));
+  return dims;
+}
+
+}  // namespace
+
+StatusOr<GranuleLayout> MakeGranuleLayout(const ModelWeights& weights, const ShardPlan& plan) {
+  GranuleLayout g;
+  g.total = plan.dims.n_kv_heads;
+  g.local = plan.kv_heads;
+  for (int r = 0; r < plan.world; ++r) {
+    g.rank_granules.push_back(SplitRange(g.total, plan.world, r));
+    g.max_local = std::max(g.max_local, g.rank_granules.back().size());
+  }
+  for (const LayerWeights& full : weights.layers) {
+    std::vector<RowParallelPart> wo, down;
+    for (int64_t k = g.local.begin; k < g.local.end; ++k) {
+      const Range o = OprojGranule(plan.dims, k), f = FfnGranule(plan.dims, k);
+      TS_ASSIGN_OR_RETURN(Matrix wo_k, ColumnSlice(full.wo, o, "o_proj"));
+      TS_ASSIGN_OR_RETURN(Matrix down_k, ColumnSlice(full.w_down, f, "down_proj"));
+      wo.push_back({wo_k, {o.begin - plan.q_cols.begin, o.end - plan.q_cols.begin}});
+      down.push_back({down_k, {f.begin - plan.ffn.begin, f.end - plan.ffn.begin}});
+    }
+    g.wo.push_back(std::move(wo));
+    g.down.push_back(std::move(down));
+  }
+  return g;
+}
+
+GranuleLayout SingleProcessGranules(const ModelConfig& config, const ModelWeights& weights) {
+  StatusOr<ShardPlan> plan = MakeShardPlan(DimsOf(config, 1), 0, 1);
+  if (plan.ok()) {
+    StatusOr<GranuleLayout> layout = MakeGranuleLayout(weights, *plan);
+    if (layout.ok()) return *std::move(layout);
+  }
+  GranuleLayout g;
+  g.rank_granules = {Range{0, 1}};
+  for (const LayerWeights& full : weights.layers) {
+    g.wo.push_back({{full.wo, Range{0, full.wo.cols}}});
+    g.down.push_back({{full.w_down, Range{0, full.w_down.cols}}});
+  }
+  return g;
+}
+
+StatusOr<std::unique_ptr<TpShard>> TpShard::Create(const ModelConfig& config,
+                                                   const ModelWeights& weights, Communicator* comm,
+                                                   int64_t vocab_block) {
+  TS_ASSIGN_OR_RETURN(ShardPlan plan,
+                      MakeShardPlan(DimsOf(config, vocab_block), comm->rank(), comm->size()));
   std::unique_ptr<TpShard> s(new TpShard());
   s->plan_ = plan;
   s->comm_ = comm;
@@ -63,6 +112,7 @@ StatusOr<std::unique_ptr<TpShard>> TpShard::Create(const ModelConfig& config,
     TS_ASSIGN_OR_RETURN(l.w_down, ColumnSlice(full.w_down, plan.ffn, "down_proj"));
     w.layers.push_back(l);
   }
+  TS_ASSIGN_OR_RETURN(s->granules_, MakeGranuleLayout(weights, plan));
   return s;
 }
 

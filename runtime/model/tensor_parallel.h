@@ -12,14 +12,38 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
+#include "common/status.h"
 #include "parallel/communicator.h"
 #include "parallel/shard_plan.h"
-#include "runtime/common/status.h"
 #include "runtime/model/config.h"
 #include "runtime/model/weights.h"
 
 namespace ts {
+
+// The reduction granules of the row-parallel matmuls that one rank computes (see
+// parallel/shard_plan.h): per layer and local granule, a view of o_proj's (down_proj's) columns
+// of that granule and where those columns sit in the rank's local input. Built from the whole
+// model's weights, so one process and every rank slice the very same views.
+struct RowParallelPart {
+  Matrix w;    // the granule's columns of the whole weight
+  Range cols;  // the same columns in the rank's local input (attention output / intermediate)
+};
+struct GranuleLayout {
+  int64_t total = 1;                 // granules in the model
+  Range local{0, 1};                 // this rank's
+  std::vector<Range> rank_granules;  // (world) each rank's granules, for the gather
+  int64_t max_local = 1;             // most granules a rank holds
+  std::vector<std::vector<RowParallelPart>> wo, down;  // (layers, local granules)
+};
+
+// BadInput naming --tp when a granule's columns do not fall on a weight's quantization blocks
+// (K-quants: 256).
+StatusOr<GranuleLayout> MakeGranuleLayout(const ModelWeights& weights, const ShardPlan& plan);
+// One process's layout: the model's granules when its weights can be sliced on them, else one
+// granule holding the whole matrices (such a model cannot be split over ranks either).
+GranuleLayout SingleProcessGranules(const ModelConfig& config, const ModelWeights& weights);
 
 class TpShard {
  public:
@@ -35,12 +59,14 @@ class TpShard {
   const ShardPlan& plan() const { return plan_; }
   Range vocab() const { return plan_.vocab; }
   Communicator* comm() const { return comm_; }
+  const GranuleLayout& granules() const { return granules_; }
 
  private:
   TpShard() = default;
   ModelConfig config_;
   ModelWeights weights_;
   ShardPlan plan_;
+  GranuleLayout granules_;
   Communicator* comm_ = nullptr;
 };
 

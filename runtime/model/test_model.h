@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/dtype.h"
-#include "runtime/common/status.h"
 #include "runtime/model/config.h"
 #include "runtime/model/safetensors_writer.h"
 

@@ -29,6 +29,69 @@ Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights,
   out_rows_.resize(max_batch * hidden);
   causal_positions_.resize(max_batch);
   causal_prefix_.resize(max_batch);
+  if (tp == nullptr) own_granules_ = SingleProcessGranules(config, weights);
+  granules_ = tp == nullptr ? &own_granules_ : &tp->granules();
+  int64_t widest = 0;
+  for (const auto* parts : {&granules_->wo, &granules_->down}) {
+    for (const std::vector<RowParallelPart>& layer : *parts) {
+      for (const RowParallelPart& part : layer) widest = std::max(widest, part.cols.size());
+    }
+  }
+  granule_x_.resize(max_batch * widest);
+  partials_.resize(granules_->max_local * max_batch * hidden);
+  if (tp != nullptr) gathered_.resize(tp->comm()->size() * partials_.size());
+}
+
+Status Transformer::RowParallelMatMul(const std::vector<RowParallelPart>& parts, const float* x,
+                                      int64_t n, int64_t x_cols, float* y) {
+  Backend& b = *backend_;
+  const int64_t hidden = config_.hidden_size;
+  const int64_t block = n * hidden;
+  if (granules_->total == 1) {
+    b.MatMul(parts[0].w, x, n, y);
+    return absl::OkStatus();
+  }
+  for (size_t j = 0; j < parts.size(); ++j) {
+    const RowParallelPart& part = parts[j];
+    float* out = partials_.data() + j * block;
+    const int64_t cols = part.cols.size();
+    if (cols == 0) {
+      std::fill(out, out + block, 0.0f);
+      continue;
+    }
+    const float* xj = x + part.cols.begin;  // one row: the granule's columns are contiguous
+    if (n > 1 && cols != x_cols) {
+      for (int64_t i = 0; i < n; ++i) {
+        std::memcpy(granule_x_.data() + i * cols, x + i * x_cols + part.cols.begin,
+                    cols * sizeof(float));
+      }
+      xj = granule_x_.data();
+    }
+    b.MatMul(part.w, xj, n, out);
+  }
+  // Granule g's partial: in partials_ (one process), or in slot (rank, g - rank's first) of the
+  // gathered partials, every rank sending max_local slots.
+  const float* all = partials_.data();
+  if (tp_ != nullptr) {
+    TS_RETURN_IF_ERROR(tp_->comm()->AllGather(
+        partials_.data(), granules_->max_local * block * sizeof(float), gathered_.data()));
+    all = gathered_.data();
+  }
+  for (size_t r = 0; r < granules_->rank_granules.size(); ++r) {
+    const Range mine = granules_->rank_granules[r];
+    for (int64_t g = mine.begin; g < mine.end; ++g) {
+      const float* partial =
+          all + ((tp_ != nullptr ? static_cast<int64_t>(r) * granules_->max_local : 0) +
+                 (g - mine.begin)) *
+                    block;
+      if (g == 0) {
+        std::memcpy(y, partial, block * sizeof(float));
+      } else {
+        b.Add(y, partial, block);
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 Status Transformer::ForwardCausal(std::span<const int32_t> stream, int64_t begin, int64_t end,
@@ -91,8 +154,8 @@ Status Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& 
   const KvLayerView kv = cache.Layer(l);
   b.StoreKv(kv, k_.data(), v_.data(), n, batch.slots.data());
   b.Attention(q_.data(), n, c.n_heads, kv, batch.mask, attn_scale_, att_.data());
-  b.MatMul(w.wo, att_.data(), n, h_.data());
-  if (tp_ != nullptr) TS_RETURN_IF_ERROR(tp_->comm()->AllReduceSum(h_.data(), n * hidden));
+  TS_RETURN_IF_ERROR(RowParallelMatMul(granules_->wo[l], att_.data(), n,
+                                       static_cast<int64_t>(c.n_heads) * c.head_dim, h_.data()));
   b.Add(x_.data(), h_.data(), n * hidden);
 
   // MLP block.
@@ -100,8 +163,8 @@ Status Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& 
   b.MatMul(w.w_gate, h_.data(), n, gate_.data());
   b.MatMul(w.w_up, h_.data(), n, up_.data());
   b.SwiGlu(gate_.data(), up_.data(), n, c.intermediate_size, gate_.data());
-  b.MatMul(w.w_down, gate_.data(), n, h_.data());
-  if (tp_ != nullptr) TS_RETURN_IF_ERROR(tp_->comm()->AllReduceSum(h_.data(), n * hidden));
+  TS_RETURN_IF_ERROR(
+      RowParallelMatMul(granules_->down[l], gate_.data(), n, c.intermediate_size, h_.data()));
   b.Add(x_.data(), h_.data(), n * hidden);
   return absl::OkStatus();
 }

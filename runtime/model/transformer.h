@@ -8,8 +8,8 @@
 #include <span>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/backend.h"
-#include "runtime/common/status.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/config.h"
 #include "runtime/model/rope.h"
@@ -65,6 +65,11 @@ class Transformer {
   Status Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& cache);
   // Copies layer l's roped queries of batch.capture_rows into batch.capture_queries.
   void CaptureQueries(int l, const ForwardBatch& batch);
+  // y (n, hidden) = x (n, local input) * W^T of a row-parallel matmul (o_proj or down_proj) as the
+  // ordered sum of its reduction granules' partial products (parallel/shard_plan.h): the same
+  // bits in one process and at every TP degree. Under TP the ranks all-gather their partials.
+  Status RowParallelMatMul(const std::vector<RowParallelPart>& parts, const float* x, int64_t n,
+                           int64_t x_cols, float* y);
   // Final norm + lm_head over the first m rows of out_rows_.
   void Head(int64_t m, float* logits);
 
@@ -86,6 +91,11 @@ class Transformer {
   std::vector<float> up_;                                  // (n, intermediate)
   std::vector<float> out_rows_;                            // (n, hidden) gathered rows for the head
   std::vector<int32_t> causal_positions_, causal_prefix_;  // (max_batch) for ForwardCausal
+  GranuleLayout own_granules_;                             // one process's (unused under tp)
+  const GranuleLayout* granules_;                          // own_granules_ or tp->granules()
+  std::vector<float> granule_x_;  // (n, granule columns) one granule's input, n > 1
+  std::vector<float> partials_;   // (max_local, n, hidden) this rank's granule partials
+  std::vector<float> gathered_;   // (world, max_local, n, hidden) every rank's, under tp
 };
 
 }  // namespace ts

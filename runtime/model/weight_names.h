@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/model/loader.h"
 
 namespace ts {

@@ -18,7 +18,7 @@
 #include <span>
 #include <vector>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/sampling/logits_processor.h"
 #include "runtime/sampling/sampling_params.h"
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 
 namespace ts {
 

@@ -23,9 +23,9 @@
 #include <span>
 #include <vector>
 
+#include "common/status.h"
 #include "parallel/communicator.h"
 #include "parallel/shard_plan.h"
-#include "runtime/common/status.h"
 #include "runtime/sampling/logits_processor.h"
 #include "runtime/sampling/sampling_params.h"
 

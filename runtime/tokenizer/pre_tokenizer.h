@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 
 namespace ts::tok {
 

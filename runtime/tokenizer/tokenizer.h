@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/common/status.h"
+#include "common/status.h"
 #include "runtime/tokenizer/vocab.h"
 
 namespace ts {

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/backend.h"
-#include "runtime/common/status.h"
 #include "runtime/engine/model.h"
 #include "runtime/sampling/sampling_params.h"
 #include "runtime/train/head_trainer.h"

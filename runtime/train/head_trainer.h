@@ -28,9 +28,9 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/dtype.h"
-#include "runtime/common/status.h"
 #include "runtime/model/config.h"
 #include "runtime/model/safetensors_writer.h"
 #include "runtime/model/weights.h"

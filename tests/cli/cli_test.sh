@@ -116,6 +116,59 @@ PY
   cmp -s "$tmp/whole.ids" "$tmp/cut.ids" && ok || bad "resumed ids differ from the whole run's"
   "$ts" "${job[@]}" --output "$tmp/cut.ids" --resume 2>"$tmp/err" && grep -q "finished" "$tmp/err" \
     && ok || bad "resuming a finished job: $(cat "$tmp/err")"
+  # The resume guard: FILE.job.json records the job; a resume with another seed, prompt,
+  # sampling setting or model is refused naming what differs, and so is an output without it.
+  [ -f "$tmp/whole.ids.job.json" ] && ok || bad "no sidecar whole.ids.job.json"
+  cp "$tmp/whole.ids" "$tmp/guard.ids"
+  cp "$tmp/whole.ids.job.json" "$tmp/guard.ids.job.json"
+  # guard FLAG VALUE: the job's argument list with FLAG's value replaced (or FLAG dropped when
+  # VALUE is "-"), resuming guard.ids.
+  guard() {
+    local out=() skip=0 a
+    for a in "${job[@]}"; do
+      if [ "$skip" -eq 1 ]; then skip=0; [ "$2" != "-" ] && out+=("$2"); continue; fi
+      if [ "$a" = "$1" ]; then
+        [ "$2" = "-" ] || { out+=("$a"); skip=1; }
+        continue
+      fi
+      out+=("$a")
+    done
+    printf '%s\0' "${out[@]}" --output "$tmp/guard.ids" --resume
+  }
+  mapfile -d '' -t g < <(guard --seed 4)
+  expect_error 2 "--seed" -- "${g[@]}"
+  mapfile -d '' -t g < <(guard --penalty 1.1)
+  expect_error 2 "--penalty" -- "${g[@]}"
+  mapfile -d '' -t g < <(guard --ignore-eos -)
+  expect_error 2 "--ignore-eos" -- "${g[@]}"
+  mapfile -d '' -t g < <(guard --prompt "Write a poem about the moon.")
+  expect_error 2 "another prompt" -- "${g[@]}"
+  cp "$model" "$tmp/other.gguf" && printf '\0' >>"$tmp/other.gguf"
+  mapfile -d '' -t g < <(guard --model "$tmp/other.gguf")
+  expect_error 2 "another model" -- "${g[@]}"
+  rm -f "$tmp/other.gguf"
+  cmp -s "$tmp/whole.ids" "$tmp/guard.ids" && ok || bad "a refused resume changed the output"
+  cp "$tmp/whole.ids" "$tmp/bare.ids"
+  expect_error 2 "bare.ids.job.json" -- "${job[@]}" --output "$tmp/bare.ids" --resume
+  printf '{"format": "something else"}' >"$tmp/bare.ids.job.json"
+  expect_error 2 "not a tokenswift job file" -- "${job[@]}" --output "$tmp/bare.ids" --resume
+
+  # Over-large numbers, non-finite values and unwritable outputs: one line, exit 2 or 1.
+  expect_error 2 "--max-new-tokens" -- generate --model "$model" --prompt hi -n 2000000000
+  expect_error 2 "--max-new-tokens" -- generate --model "$model" --prompt hi -n 99999999999
+  expect_error 2 "--ctx-size" -- generate --model "$model" --prompt hi -n 4 --ctx-size -1
+  expect_error 2 "--ctx-size" -- generate --model "$model" --prompt hi -n 4 --ctx-size 5000000000
+  expect_error 2 "--comm-timeout" -- generate --model "$model" --prompt hi -n 4 --comm-timeout inf
+  expect_error 2 "--comm-timeout" -- generate --model "$model" --prompt hi -n 4 --comm-timeout 0
+  expect_error 2 "--seed" -- generate --model "$model" --prompt hi -n 4 --seed -5
+  expect_error 2 "--top-k" -- generate --model "$model" --prompt hi -n 4 --top-k 99999999999999999999
+  expect_error 2 "--temperature" -- generate --model "$model" --prompt hi -n 4 --temperature inf
+  expect_error 1 "$tmp/nodir/x.ids" -- generate --model "$model" --prompt hi -n 4 --threads 2 \
+    --output "$tmp/nodir/x.ids"
+  expect_error 1 "/proc/version" -- generate --model "$model" --prompt hi -n 4 --threads 2 \
+    --output /proc/version
+  expect_error 2 "--gen-tokens" -- bench --model "$model" --mode ar --gen-tokens 3000000000
+  expect_error 2 "--prompt-tokens" -- bench --model "$model" --mode ar --prompt-tokens -4
   printf '17\nfoo\n' >"$tmp/junk.ids"
   expect_error 2 "junk.ids" -- generate --model "$model" --prompt hi -n 4 --output "$tmp/junk.ids" \
     --resume

@@ -3,7 +3,8 @@
 # exits mid-run ends the job on every rank, non-zero, within the bound, naming the rank.
 # Then ts_tp_check: tensor-parallel logits on 2 and 3 ranks against the whole model (a tiny test
 # model, and the default model when TS_MODEL_PATH or the cache has it).
-# Then `tokenswift generate --tp N` under mpirun: greedy text, determinism, and a rank killed
+# Then `tokenswift generate --tp N` under mpirun: greedy text, determinism, the same tokens at TP
+# 1, 2 and 3 (AR and TokenSwift, greedy and sampled), and a rank killed
 # (SIGKILL) or stopped (SIGSTOP) mid-generation ending the whole job within the bound.
 # Usage: mpi_test.sh PATH_TO_ts_mpi_check PATH_TO_ts_tp_check [PATH_TO_tokenswift]
 set -uo pipefail
@@ -135,30 +136,40 @@ if [ -n "$ts" ] && [ -f "$model" ]; then
   done
   cmp -s "$tmp/det_a.ids" "$tmp/det_b.ids" && [ "$(wc -l <"$tmp/det_a.ids")" -eq 64 ] && ok \
     || bad "tp 2 sampled runs differ or are short"
-  # TokenSwift under TP=N emits the AR stream of TP=N, greedy and sampled, 1,000 tokens.
+  # The same tokens at TP = 1, 2 and 3 (reduction granules, parallel/shard_plan.h), and TokenSwift
+  # under TP=N emits that AR stream, greedy and sampled, 1,000 tokens.
   heads="$(dirname "$0")/../../models/heads/smollm2-135m-instruct-heads.safetensors"
-  for np in 2 3; do
-    for sampling in "--temperature 0" "--temperature 1 --min-p 0.1 --penalty 1.2 --seed 11"; do
+  for np in 1 2 3; do
+    launch=("${MPIRUN[@]}" -np "$np")
+    [ "$np" -eq 1 ] && launch=()
+    for s in 0 1; do
+      sampling="--temperature 0"
+      [ "$s" -eq 1 ] && sampling="--temperature 1 --min-p 0.1 --penalty 1.2 --seed 11"
       for mode in ar tokenswift; do
         # shellcheck disable=SC2086
-        "${MPIRUN[@]}" -np "$np" "$ts" generate --model "$model" --tp "$np" -t 1 -q --ignore-eos \
+        "${launch[@]}" "$ts" generate --model "$model" --tp "$np" -t 1 -q --ignore-eos \
           -p "Write a story about a dragon." -n 1000 $sampling --mode "$mode" --heads "$heads" \
-          -o "$tmp/tp_$mode.ids" --stats-json "$tmp/tp_$mode.json" >/dev/null 2>"$tmp/err" \
-          || bad "tp $np $mode ($sampling) failed: $(head -c 400 "$tmp/err")"
+          -o "$tmp/tp${np}_s${s}_$mode.ids" --stats-json "$tmp/tp_$mode.json" >/dev/null \
+          2>"$tmp/err" || bad "tp $np $mode ($sampling) failed: $(head -c 400 "$tmp/err")"
       done
-      if cmp -s "$tmp/tp_ar.ids" "$tmp/tp_tokenswift.ids" \
-          && [ "$(wc -l <"$tmp/tp_ar.ids")" -eq 1000 ]; then
+      if cmp -s "$tmp/tp${np}_s${s}_ar.ids" "$tmp/tp${np}_s${s}_tokenswift.ids" \
+          && [ "$(wc -l <"$tmp/tp${np}_s${s}_ar.ids")" -eq 1000 ]; then
         ok
       else
         bad "tp $np ($sampling): TokenSwift ids differ from AR's"
+      fi
+      if [ "$np" -gt 1 ]; then
+        cmp -s "$tmp/tp1_s${s}_ar.ids" "$tmp/tp${np}_s${s}_ar.ids" && ok \
+          || bad "tp $np ($sampling): ids differ from TP 1's: $(cmp "$tmp/tp1_s${s}_ar.ids" \
+               "$tmp/tp${np}_s${s}_ar.ids")"
       fi
       python3 -c "
 import json
 for m in ('ar', 'tokenswift'):
     s = json.load(open('$tmp/tp_' + m + '.json'))
+    sent = s.get('comm_bytes_sent_rank0', 0) / s['steps']
     print(f'tp $np {m} ($sampling): {s[\"tokens_per_second\"]:.1f} tok/s, '
-          f'{s[\"mean_accepted_per_step\"]:.2f} tokens/step, '
-          f'{s[\"comm_bytes_sent_rank0\"] / s[\"steps\"]:.0f} bytes sent per step by rank 0')"
+          f'{s[\"mean_accepted_per_step\"]:.2f} tokens/step, {sent:.0f} bytes sent per step by rank 0')"
     done
   done
   # The filters that need sums and selections over the split vocabulary (top-p, top-k, eta).
@@ -172,6 +183,23 @@ for m in ('ar', 'tokenswift'):
   done
   cmp -s "$tmp/tpf_ar.ids" "$tmp/tpf_tokenswift.ids" && [ "$(wc -l <"$tmp/tpf_ar.ids")" -eq 200 ] \
     && ok || bad "tp 2 ($filters): TokenSwift ids differ from AR's"
+  # shellcheck disable=SC2086
+  "$ts" generate --model "$model" -t 1 -q --ignore-eos -p "Write a story about a dragon." -n 200 \
+    $filters -o "$tmp/tpf_single.ids" >/dev/null 2>"$tmp/err" || bad "tp 1 ($filters) failed"
+  cmp -s "$tmp/tpf_single.ids" "$tmp/tpf_ar.ids" && ok \
+    || bad "tp 2 ($filters): ids differ from TP 1's"
+  # Rank 0 checks a --resume against the job's sidecar and every rank leaves with its verdict: one
+  # line from rank 0 naming the flag, exit 2, no rank left waiting.
+  "${MPIRUN[@]}" -np 2 "$ts" generate --model "$model" --tp 2 -t 1 -q --ignore-eos \
+    -p "Write a story about a dragon." -n 1100 --temperature 1 --min-p 0.1 --penalty 1.2 \
+    --seed 12 -o "$tmp/tp1_s1_ar.ids" --resume >/dev/null 2>"$tmp/err"
+  rc=$?
+  if [ "$rc" -eq 2 ] && grep -q "rank 0.*--seed 11, this run has --seed 12" "$tmp/err" \
+      && grep -q "rank 1.*rank 0 rejected the job" "$tmp/err"; then
+    ok
+  else
+    bad "tp 2 mismatched --resume: exit $rc, $(head -c 600 "$tmp/err")"
+  fi
   # bench --tp 2: both modes, lossless, rank 0 writes the report.
   if "${MPIRUN[@]}" -np 2 "$ts" bench --model "$model" --tp 2 -t 1 --heads "$heads" \
       --prompt-tokens 64 --gen-tokens 96 --interval 32 --out-dir "$tmp/bench" >"$tmp/out" 2>"$tmp/err"; then

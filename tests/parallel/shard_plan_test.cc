@@ -61,8 +61,9 @@ TEST(ShardPlan, SmolLM2OnTwoRanksSplitsKvHeadsTwoPlusOne) {
   EXPECT_EQ(p0->q_heads, (Range{0, 6}));
   EXPECT_EQ(p1->q_heads, (Range{6, 9}));
   EXPECT_EQ(p1->q_cols, (Range{384, 576}));
-  EXPECT_EQ(p0->ffn, (Range{0, 768}));
-  EXPECT_EQ(p1->ffn, (Range{768, 1536}));
+  // The FFN follows the KV heads' reduction granules (512 columns each).
+  EXPECT_EQ(p0->ffn, (Range{0, 1024}));
+  EXPECT_EQ(p1->ffn, (Range{1024, 1536}));
   EXPECT_EQ(p0->vocab, (Range{0, 24576}));
   EXPECT_EQ(p1->vocab, (Range{24576, 49152}));
   EXPECT_EQ(p1->draft_hidden, (Range{288, 576}));
@@ -81,6 +82,33 @@ TEST(ShardPlan, ThreeRanksAndBlockAlignment) {
   }
   EXPECT_EQ(MakeShardPlan(d, 0, 3)->vocab, (Range{0, 17 * 1024}));  // 49 blocks: 17 + 16 + 16
   EXPECT_EQ(MakeShardPlan(d, 2, 3)->vocab, (Range{33 * 1024, 49153}));
+}
+
+// Every shard boundary, at every TP degree, is a granule boundary, and the granules tile the
+// columns: the ordered sum of granule partials is the same computation for every degree.
+TEST(ShardPlan, ShardBoundariesAreGranuleBoundaries) {
+  ShardDims d = SmolLM2();
+  d.intermediate = 1000;  // not a multiple of 3 * 32: uneven granules
+  int64_t o_at = 0, f_at = 0;
+  for (int64_t g = 0; g < d.n_kv_heads; ++g) {
+    EXPECT_EQ(OprojGranule(d, g).begin, o_at);
+    EXPECT_EQ(FfnGranule(d, g).begin, f_at);
+    EXPECT_EQ(FfnGranule(d, g).begin % 32, 0);
+    o_at = OprojGranule(d, g).end;
+    f_at = FfnGranule(d, g).end;
+  }
+  EXPECT_EQ(o_at, 576);
+  EXPECT_EQ(f_at, 1000);
+  for (int world = 1; world <= 3; ++world) {
+    for (int r = 0; r < world; ++r) {
+      auto p = MakeShardPlan(d, r, world);
+      ASSERT_TRUE(p.ok());
+      EXPECT_EQ(p->q_cols.begin, OprojGranule(d, p->kv_heads.begin).begin);
+      EXPECT_EQ(p->q_cols.end, OprojGranule(d, p->kv_heads.end - 1).end);
+      EXPECT_EQ(p->ffn.begin, FfnGranule(d, p->kv_heads.begin).begin);
+      EXPECT_EQ(p->ffn.end, FfnGranule(d, p->kv_heads.end - 1).end);
+    }
+  }
 }
 
 TEST(ShardPlan, RejectsMoreRanksThanKvHeads) {

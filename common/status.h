@@ -1,8 +1,11 @@
 // Error handling for all of tokenswift: absl::Status / absl::StatusOr.
 //
+// A leaf: kernels/, parallel/ and runtime/ all include it, and it includes only abseil.
+//
 // Library code never exits; it returns a Status whose message is one line naming the file, field
 // or flag and what was expected. Only main() turns a Status into a message and an exit code:
-//   bad input (InvalidArgument, NotFound, OutOfRange, FailedPrecondition) -> 2, otherwise -> 1.
+//   bad input (InvalidArgument from BadInput, NotFound) -> 2; everything else -> 1, including an
+//   internal check that fails (OutOfRange, FailedPrecondition, Internal): not the user's fault.
 #pragma once
 
 #include <string>
@@ -54,8 +57,6 @@ inline int ExitCodeFor(const Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kFailedPrecondition:
       return 2;
     default:
       return 1;
