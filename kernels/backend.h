@@ -74,6 +74,11 @@ class Backend {
   virtual void SwiGlu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) = 0;
   // x (n*dim) += y (n*dim).
   virtual void Add(float* x, const float* y, int64_t count) = 0;
+  // scores[i] = q . k_{head, lo + i} for cache slots [lo, hi) of KV head `head` (q: head_dim f32;
+  // bf16 keys widened to f32): the partial KV cache's importance scores (DESIGN.md 1.5). Each
+  // score is one fixed reduction: the same bits whatever the thread count.
+  virtual void KeyScores(const KvLayerView& cache, int head, const float* q, int64_t lo, int64_t hi,
+                         float* scores) = 0;
 };
 
 // The CPU backend with `n_threads` worker threads (SIMD target chosen at run time).

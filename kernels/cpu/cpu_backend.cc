@@ -48,6 +48,10 @@ class CpuBackend final : public Backend {
     cpu::SwiGlu(pool_, gate, up, n, dim, out);
   }
   void Add(float* x, const float* y, int64_t count) override { cpu::Add(pool_, x, y, count); }
+  void KeyScores(const KvLayerView& cache, int head, const float* q, int64_t lo, int64_t hi,
+                 float* scores) override {
+    cpu::KeyScores(pool_, cache, head, q, lo, hi, scores);
+  }
 
  private:
   cpu::ThreadPool pool_;

@@ -114,4 +114,24 @@ void Add(ThreadPool& pool, float* x, const float* y, int64_t count) {
   for (int64_t j = 0; j < count; ++j) x[j] += y[j];
 }
 
+// Rows split into fixed chunks; each row is one KeyScoreRows chain, so the thread count does not
+// change a score.
+void KeyScores(ThreadPool& pool, const KvLayerView& cache, int head, const float* q, int64_t lo,
+               int64_t hi, float* scores) {
+  constexpr int64_t kChunk = 1024;
+  const bool bf16 = cache.dtype == DType::kBF16;
+  const size_t elem = bf16 ? 2 : 4;
+  const auto* base =
+      static_cast<const uint8_t*>(cache.k) +
+      (static_cast<size_t>(head) * static_cast<size_t>(cache.capacity) + static_cast<size_t>(lo)) *
+          static_cast<size_t>(cache.head_dim) * elem;
+  const int64_t n = hi - lo;
+  pool.ParallelFor((n + kChunk - 1) / kChunk, [&](int64_t task, int) {
+    const int64_t r0 = task * kChunk;
+    const int64_t rows = std::min(kChunk, n - r0);
+    KeyScoreRows(q, base + static_cast<size_t>(r0) * cache.head_dim * elem, bf16, cache.head_dim,
+                 rows, scores + r0);
+  });
+}
+
 }  // namespace ts::cpu

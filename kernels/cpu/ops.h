@@ -20,5 +20,7 @@ void StoreKv(const KvLayerView& cache, const float* k, const float* v, int64_t n
 void SwiGlu(ThreadPool& pool, const float* gate, const float* up, int64_t n, int64_t dim,
             float* out);
 void Add(ThreadPool& pool, float* x, const float* y, int64_t count);
+void KeyScores(ThreadPool& pool, const KvLayerView& cache, int head, const float* q, int64_t lo,
+               int64_t hi, float* scores);
 
 }  // namespace ts::cpu

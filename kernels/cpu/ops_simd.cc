@@ -17,6 +17,10 @@
 #include "kernels/cpu/ops_simd.h"
 
 #include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/cpu/quant_blocks.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace ts::cpu {
@@ -41,6 +45,45 @@ void SwiGluRow(const float* gate, const float* up, int64_t dim, float* out) {
   }
 }
 
+template <typename T>
+HWY_INLINE void KeyScoreRowsT(const float* HWY_RESTRICT q, const T* HWY_RESTRICT k, int head_dim,
+                              int64_t n, float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<T, decltype(df)> dk;
+  const int N = static_cast<int>(hn::Lanes(df));
+  const int body = head_dim - head_dim % N;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* row = k + i * head_dim;
+    auto acc = hn::Zero(df);
+    for (int d = 0; d < body; d += N) {
+      if constexpr (std::is_same_v<T, float>) {
+        acc = hn::MulAdd(hn::LoadU(df, q + d), hn::LoadU(dk, row + d), acc);
+      } else {
+        acc = hn::MulAdd(hn::LoadU(df, q + d), hn::PromoteTo(df, hn::LoadU(dk, row + d)), acc);
+      }
+    }
+    float s = hn::GetLane(hn::SumOfLanes(df, acc));
+    for (int d = body; d < head_dim; ++d) {
+      if constexpr (std::is_same_v<T, float>) {
+        s += q[d] * row[d];
+      } else {
+        uint16_t bits;
+        std::memcpy(&bits, &row[d], 2);
+        s += q[d] * BF16ToF32(bits);
+      }
+    }
+    out[i] = s;
+  }
+}
+
+void KeyScoreRows(const float* q, const void* k, bool bf16, int head_dim, int64_t n, float* out) {
+  if (bf16) {
+    KeyScoreRowsT(q, static_cast<const hwy::bfloat16_t*>(k), head_dim, n, out);
+  } else {
+    KeyScoreRowsT(q, static_cast<const float*>(k), head_dim, n, out);
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace ts::cpu
 HWY_AFTER_NAMESPACE();
@@ -49,9 +92,14 @@ HWY_AFTER_NAMESPACE();
 namespace ts::cpu {
 
 HWY_EXPORT(SwiGluRow);
+HWY_EXPORT(KeyScoreRows);
 
 void SwiGluRow(const float* gate, const float* up, int64_t dim, float* out) {
   HWY_DYNAMIC_DISPATCH(SwiGluRow)(gate, up, dim, out);
+}
+
+void KeyScoreRows(const float* q, const void* k, bool bf16, int head_dim, int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(KeyScoreRows)(q, k, bf16, head_dim, n, out);
 }
 
 }  // namespace ts::cpu

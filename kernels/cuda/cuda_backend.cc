@@ -253,6 +253,22 @@ class CudaBackendImpl final : public CudaBackend {
     CheckLaunch(__FILE__, __LINE__, "Add");
   }
 
+  void KeyScores(const KvLayerView& cache, int head, const float* q, int64_t lo, int64_t hi,
+                 float* scores) override {
+    if (!Begin("KeyScores", hi - lo)) return;
+    if (!Check(cache.k != nullptr && q != nullptr && scores != nullptr,
+               "KeyScores: null pointer")) {
+      return;
+    }
+    if (!Check(head >= 0 && head < cache.n_kv_heads && lo >= 0 && hi <= cache.capacity,
+               "KeyScores: head or slot range outside the cache")) {
+      return;
+    }
+    cuda::LaunchKeyScores(cache.k, cache.dtype == DType::kBF16, head, cache.head_dim,
+                          cache.capacity, q, lo, hi, scores, stream_);
+    CheckLaunch(__FILE__, __LINE__, "KeyScores");
+  }
+
  private:
   // False when the op should not run: an earlier error, or nothing to do.
   bool Begin(const char* op, int64_t n) {

@@ -148,6 +148,23 @@ __global__ void AddKernel(float* x, const float* y, int64_t count) {
   }
 }
 
+__device__ __forceinline__ float ToFloat(float v) { return v; }
+__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// One warp per key row: lane l sums d = l, l + 32, ... in order, then a fixed butterfly.
+template <typename KvT>
+__global__ void KeyScoresKernel(const KvT* __restrict__ k, const float* __restrict__ q,
+                                int head_dim, int64_t n, float* __restrict__ scores) {
+  const int64_t row = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= n) return;
+  const KvT* kr = k + row * head_dim;
+  float s = 0.0f;
+  for (int d = lane; d < head_dim; d += 32) s = fmaf(q[d], ToFloat(kr[d]), s);
+  for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+  if (lane == 0) scores[row] = s;
+}
+
 __global__ void ConvertKernel(const float* __restrict__ src, int64_t count, bool to_bf16,
                               uint16_t* __restrict__ dst) {
   for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < count;
@@ -208,6 +225,20 @@ void LaunchSwiGlu(const float* gate, const float* up, int64_t count, float* out,
 
 void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t stream) {
   AddKernel<<<GridFor(count), kThreads, 0, stream>>>(x, y, count);
+}
+
+void LaunchKeyScores(const void* k_cache, bool kv_bf16, int head, int head_dim, int64_t capacity,
+                     const float* q, int64_t lo, int64_t hi, float* scores, cudaStream_t stream) {
+  const int64_t n = hi - lo;
+  const int64_t offset = (head * capacity + lo) * head_dim;
+  const unsigned blocks = static_cast<unsigned>((n * 32 + kThreads - 1) / kThreads);
+  if (kv_bf16) {
+    KeyScoresKernel<<<blocks, kThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(k_cache) + offset, q, head_dim, n, scores);
+  } else {
+    KeyScoresKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(k_cache) + offset, q,
+                                                     head_dim, n, scores);
+  }
 }
 
 void LaunchConvertF32(const float* src, int64_t count, bool to_bf16, void* dst,

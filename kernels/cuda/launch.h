@@ -59,6 +59,9 @@ void LaunchAttention(const float* q, int64_t n, int n_heads, const void* k_cache
 void LaunchSwiGlu(const float* gate, const float* up, int64_t count, float* out,
                   cudaStream_t stream);
 void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t stream);
+// scores[i] = q . k(head, lo + i) for i < hi - lo (Backend::KeyScores).
+void LaunchKeyScores(const void* k_cache, bool kv_bf16, int head, int head_dim, int64_t capacity,
+                     const float* q, int64_t lo, int64_t hi, float* scores, cudaStream_t stream);
 
 // dst (count) = src rounded to nearest even in f16 (to_bf16 = false) or bf16 (true).
 void LaunchConvertF32(const float* src, int64_t count, bool to_bf16, void* dst,

@@ -27,11 +27,21 @@
 // exactly the top max_top_k of that key's bucket and TopK never sorts the bucket.
 //
 // Memory is fixed at construction: `capacity` distinct windows (hash slots 2x that), one top list
-// per distinct key token (at most min(vocab_size, capacity) lists of max_top_k entries).
-// Policy when full: windows already in the table keep counting; a window never seen before is
-// ignored (dropped_windows() counts them). The prompt and the oldest text are thus kept.
-// Windows whose key token is outside [0, vocab_size) are ignored too.
-// Nothing allocates after construction.
+// per distinct key token (at most min(vocab_size, capacity) lists of max_top_k entries), and an
+// index buffer for eviction. Nothing allocates after construction, however long the stream.
+//
+// When full, the table keeps learning (a 300K-token job writes more distinct windows than the
+// default 2^18): a window never seen before triggers one eviction round, which
+//   1. drops the half of the windows that rank lowest by (count, then the stream position where
+//      the window last occurred; older goes first), so rare and stale windows leave;
+//   2. halves the survivors' counts, rounding up (aging: the text written since then weighs as much
+//      as all that came before, so the table follows a long job's drift);
+//   3. rebuilds the hash slots and top lists (O(capacity log capacity), once per capacity/2 new
+//      windows: amortised O(log capacity) per token);
+// and then counts the new window. Survivors keep their first-seen order for tie-breaking.
+// Example (capacity 4): windows A:5 (last seen at 10), B:1 (at 2), C:1 (at 7), D:2 (at 3), then a
+// new E at 12: B and C go (lowest counts), A becomes 3 and D 1, E enters with 1.
+// Windows whose key token is outside [0, vocab_size) are ignored.
 #pragma once
 
 #include <array>
@@ -73,7 +83,10 @@ class NgramTable {
 
   int64_t fed() const { return fed_; }  // stream tokens fed so far
   int32_t distinct_windows() const { return num_entries_; }
-  int64_t dropped_windows() const { return dropped_; }  // new windows ignored because full
+  int64_t evicted_windows() const { return evicted_; }  // dropped by eviction rounds so far
+  int64_t eviction_rounds() const { return eviction_rounds_; }
+  // Bytes the table holds (fixed at construction).
+  int64_t bytes() const;
   const Options& options() const { return options_; }
 
  private:
@@ -81,7 +94,8 @@ class NgramTable {
     std::array<int32_t, kContinuationLen> tokens;
     int32_t key;
     int32_t count;
-    int32_t top_pos;  // index in its key's top list, or -1
+    int32_t top_pos;    // index in its key's top list, or -1
+    int64_t last_seen;  // fed() when the window last occurred
   };
 
   // Counts the window (key -> cont): finds or inserts its entry, then updates key's top list.
@@ -93,11 +107,16 @@ class NgramTable {
            (entries_[a].count == entries_[b].count && a < b);
   }
   void Promote(int32_t entry);
+  // One eviction round (see the header comment).
+  void Evict();
+  // Inserts entry e (key, tokens set) into the hash slots.
+  void InsertSlot(int32_t e);
 
   Options options_;
   std::vector<int32_t> slots_;  // (2^m >= 2 * capacity) entry index or -1; linear probing
   uint64_t slot_mask_ = 0;
   std::vector<Entry> entries_;  // (capacity) in first-seen order
+  std::vector<int32_t> order_;  // (capacity) eviction scratch
   int32_t num_entries_ = 0;
   std::vector<int32_t> list_of_key_;  // (vocab_size) top-list index of a key token, or -1
   std::vector<int32_t> top_;          // (num lists, max_top_k) entry indices, best first
@@ -105,7 +124,8 @@ class NgramTable {
   int32_t num_lists_ = 0;
   std::array<int32_t, kContinuationLen> tail_{};  // last kContinuationLen tokens fed, oldest first
   int64_t fed_ = 0;
-  int64_t dropped_ = 0;
+  int64_t evicted_ = 0;
+  int64_t eviction_rounds_ = 0;
 };
 
 }  // namespace ts

@@ -15,8 +15,8 @@ StatusOr<std::unique_ptr<PartialDrafter>> PartialDrafter::Create(Transformer* mo
   }
   const ModelConfig& mc = model->config();
   std::unique_ptr<PartialDrafter> d(new PartialDrafter());
-  TS_ASSIGN_OR_RETURN(d->partial_,
-                      PartialKvCache::Create(mc, config, full->capacity(), full->dtype()));
+  TS_ASSIGN_OR_RETURN(d->partial_, PartialKvCache::Create(mc, config, full->capacity(),
+                                                          full->dtype(), model->backend()));
   d->model_ = model;
   d->full_ = full;
   d->queries_.assign(static_cast<size_t>(mc.n_layers) * static_cast<size_t>(mc.n_heads) *

@@ -10,21 +10,13 @@ namespace {
 
 size_t ElemBytes(DType t) { return t == DType::kBF16 ? 2 : 4; }
 
-// Key row `slot` of KV head `head` as f32.
-void LoadKeyRow(const KvLayerView& view, int head, int64_t slot, float* out) {
-  const size_t offset =
-      (static_cast<size_t>(head) * static_cast<size_t>(view.capacity) + static_cast<size_t>(slot)) *
-      static_cast<size_t>(view.head_dim);
-  if (view.dtype == DType::kBF16) {
-    const uint16_t* src = static_cast<const uint16_t*>(view.k) + offset;
-    for (int d = 0; d < view.head_dim; ++d) {
-      const uint32_t bits = static_cast<uint32_t>(src[d]) << 16;
-      std::memcpy(&out[d], &bits, sizeof(float));
-    }
-  } else {
-    std::memcpy(out, static_cast<const float*>(view.k) + offset,
-                static_cast<size_t>(view.head_dim) * sizeof(float));
-  }
+constexpr int kRadixBits = 12;
+
+// Order-preserving key of a non-NaN float: a < b (as floats, -0 excluded) iff key(a) < key(b).
+uint32_t OrderedKey(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
 }
 
 }  // namespace
@@ -43,7 +35,9 @@ void PartialCacheSelection::Resize(int layers, int kv_heads, int64_t budget_slot
 
 StatusOr<std::unique_ptr<PartialKvCache>> PartialKvCache::Create(const ModelConfig& model,
                                                                  const PartialCacheConfig& config,
-                                                                 int64_t max_context, DType dtype) {
+                                                                 int64_t max_context, DType dtype,
+                                                                 Backend* backend) {
+  if (backend == nullptr) return absl::InternalError("partial KV cache: no backend");
   if (config.budget <= 0) return BadInput("partial KV cache: budget must be positive");
   if (config.n_sink < 0 || config.recent < 0 || config.reselect_room < 0 ||
       config.draft_slots < 0) {
@@ -76,7 +70,9 @@ StatusOr<std::unique_ptr<PartialKvCache>> PartialKvCache::Create(const ModelConf
   p->scores_.resize(static_cast<size_t>(max_context));
   p->order_.resize(static_cast<size_t>(max_context));
   p->q_sum_.resize(static_cast<size_t>(model.head_dim));
-  p->k_row_.resize(static_cast<size_t>(model.head_dim));
+  p->histogram_.resize(size_t{1} << kRadixBits);
+  p->keys_.resize(static_cast<size_t>(max_context));
+  p->backend_ = backend;
   return p;
 }
 
@@ -117,29 +113,52 @@ void PartialKvCache::CopyRow(const KvLayerView& src, const KvLayerView& dst, int
 void PartialKvCache::PickImportant(const KvLayerView& view, int head, const float* q_group,
                                    int64_t lo, int64_t hi, int64_t k, int32_t* row) {
   const int group = n_heads_ / n_kv_heads_;
-  for (int d = 0; d < head_dim_; ++d) q_sum_[d] = 0.0;
-  for (int h = 0; h < group; ++h) {
-    for (int d = 0; d < head_dim_; ++d) {
-      q_sum_[d] += static_cast<double>(q_group[static_cast<size_t>(h) * head_dim_ + d]);
-    }
+  std::copy(q_group, q_group + head_dim_, q_sum_.begin());
+  for (int h = 1; h < group; ++h) {
+    for (int d = 0; d < head_dim_; ++d)
+      q_sum_[d] += q_group[static_cast<size_t>(h) * head_dim_ + d];
   }
-  const int64_t n = hi - lo;
-  for (int64_t i = 0; i < n; ++i) {
-    LoadKeyRow(view, head, lo + i, k_row_.data());
-    double acc = 0.0;
-    for (int d = 0; d < head_dim_; ++d) acc += q_sum_[d] * static_cast<double>(k_row_[d]);
-    // NaN would break the strict order below; such a position is least important.
-    scores_[lo + i] = std::isnan(acc) ? -std::numeric_limits<double>::infinity() : acc;
-    order_[i] = static_cast<int32_t>(lo + i);
+  float* scores = scores_.data();
+  backend_->KeyScores(view, head, q_sum_.data(), lo, hi, scores + lo);
+  // The chosen set: the first k positions by (score descending, position ascending), a strict
+  // total order, so the set is unique whatever the algorithm. NaN ranks last (-inf) and -0 is
+  // made +0 (they compare equal, and the radix keys below must agree with the comparison).
+  // Radix pass: a histogram of the top kRadixBits of each score's order-preserving key finds the
+  // bucket holding the k-th; buckets above it are taken whole, the boundary bucket's candidates
+  // go through nth_element with the exact order. O(n), against O(n log n)-ish nth_element over
+  // every position through an index indirection.
+  uint32_t* keys = keys_.data();
+  std::fill(histogram_.begin(), histogram_.end(), 0);
+  for (int64_t i = lo; i < hi; ++i) {
+    if (std::isnan(scores[i])) scores[i] = -std::numeric_limits<float>::infinity();
+    scores[i] += 0.0f;
+    keys[i] = OrderedKey(scores[i]) >> (32 - kRadixBits);
+    ++histogram_[keys[i]];
   }
-  // Higher score first, ties to the lower position: a strict total order, so the chosen set is
-  // unique whatever the algorithm.
-  const double* scores = scores_.data();
+  uint32_t boundary = static_cast<uint32_t>(histogram_.size());
+  int64_t above = 0;  // positions in buckets above the boundary
+  while (boundary > 0 && above + histogram_[boundary - 1] < k) above += histogram_[--boundary];
+  --boundary;  // the bucket holding the k-th (k <= n, so it exists)
+  int64_t candidates = 0;
+  for (int64_t i = lo; i < hi; ++i) {
+    order_[candidates] = static_cast<int32_t>(i);
+    candidates += keys[i] == boundary ? 1 : 0;
+  }
+  const int64_t need = k - above;  // >= 1 by the choice of boundary
   auto before = [scores](int32_t a, int32_t b) {
     return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
   };
-  if (k < n) std::nth_element(order_.begin(), order_.begin() + k, order_.begin() + n, before);
-  std::copy(order_.begin(), order_.begin() + k, row);
+  if (need < candidates) {
+    std::nth_element(order_.begin(), order_.begin() + need, order_.begin() + candidates, before);
+  }
+  // The last chosen candidate; boundary positions up to it in the order are chosen.
+  const int32_t last = *std::max_element(order_.begin(), order_.begin() + need, before);
+  int64_t taken = 0;
+  for (int64_t i = lo; i < hi; ++i) {
+    const bool chosen =
+        keys[i] > boundary || (keys[i] == boundary && !before(last, static_cast<int32_t>(i)));
+    if (chosen) row[taken++] = static_cast<int32_t>(i);
+  }
 }
 
 Status PartialKvCache::ComputeSelection(const KvCache& full, int64_t committed_len,
@@ -182,7 +201,6 @@ Status PartialKvCache::ComputeSelection(const KvCache& full, int64_t committed_l
       // committed_len > budget >= selected, so [n_sink, committed_len - recent) holds > k.
       PickImportant(view, g, q_layer + static_cast<size_t>(g) * group * head_dim_, n_sink,
                     committed_len - recent, k, row + n_sink);
-      std::sort(row + n_sink, row + n_sink + k);
       for (int64_t i = 0; i < recent; ++i) {
         row[n_sink + k + i] = static_cast<int32_t>(committed_len - recent + i);
       }
@@ -227,8 +245,9 @@ Status PartialKvCache::SelectStreaming(const KvCache& full, int64_t committed_le
 
 size_t PartialKvCache::bytes() const {
   return cache_->bytes() + selection_.positions.size() * sizeof(int32_t) +
-         scores_.size() * sizeof(double) + order_.size() * sizeof(int32_t) +
-         q_sum_.size() * sizeof(double) + k_row_.size() * sizeof(float);
+         scores_.size() * sizeof(float) + order_.size() * sizeof(int32_t) +
+         q_sum_.size() * sizeof(float) + histogram_.size() * sizeof(int64_t) +
+         keys_.size() * sizeof(uint32_t);
 }
 
 Status PartialKvCache::Apply(const KvCache& full, const PartialCacheSelection& selection) {

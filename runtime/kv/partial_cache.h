@@ -7,7 +7,9 @@
 //   - the recent window:  the last `recent` committed positions,
 //   - important positions: the top-k of the rest by importance for the current query, where the
 //     importance of position p for KV head g is  sum over g's query heads h of  q_h . k_{g,p}
-//     (GQA: query head h reads KV head h / (n_heads / n_kv_heads)). Ties go to the lower position.
+//     (GQA: query head h reads KV head h / (n_heads / n_kv_heads)), in f32: the query heads are
+//     summed in head order, then one Backend::KeyScores dot product per position (threaded and
+//     SIMD on the CPU). Ties go to the lower position; NaN ranks last.
 // The chosen positions are copied, in increasing position order, into the partial cache's slots
 // [0, used). `used` is the same for every layer and KV head (each (layer, head) selects the same
 // number of positions), only *which* positions differ; so the draft pass attends with the
@@ -78,10 +80,12 @@ struct PartialCacheSelection {
 class PartialKvCache {
  public:
   // `max_context`: capacity of the full cache this one reads (bounds the selection scratch).
-  // `dtype` must equal the full cache's dtype (rows are copied bit for bit).
+  // `dtype` must equal the full cache's dtype (rows are copied bit for bit). `backend` (not
+  // owned) computes the importance scores (Backend::KeyScores) over the full cache's memory.
   static StatusOr<std::unique_ptr<PartialKvCache>> Create(const ModelConfig& model,
                                                           const PartialCacheConfig& config,
-                                                          int64_t max_context, DType dtype);
+                                                          int64_t max_context, DType dtype,
+                                                          Backend* backend);
   PartialKvCache(const PartialKvCache&) = delete;
   PartialKvCache& operator=(const PartialKvCache&) = delete;
 
@@ -131,7 +135,7 @@ class PartialKvCache {
   Status CheckFull(const KvCache& full, int64_t committed_len) const;
   void CopyRow(const KvLayerView& src, const KvLayerView& dst, int head, int64_t src_slot,
                int64_t dst_slot) const;
-  // Top `k` of [lo, hi) for (layer, head) into row[0..k), unsorted.
+  // Top `k` of [lo, hi) for (layer, head) into row[0..k), in increasing position order.
   void PickImportant(const KvLayerView& view, int head, const float* q_group, int64_t lo,
                      int64_t hi, int64_t k, int32_t* row);
 
@@ -147,10 +151,12 @@ class PartialKvCache {
   int64_t covered_len_ = 0;
   bool pending_ = false;
   // Scratch, sized at Create.
-  std::vector<double> scores_;  // (max_context) importance by position
-  std::vector<int32_t> order_;  // (max_context) candidate positions
-  std::vector<double> q_sum_;   // (head_dim) query heads of one group, summed
-  std::vector<float> k_row_;    // (head_dim) one key row as f32
+  Backend* backend_ = nullptr;
+  std::vector<float> scores_;       // (max_context) importance by position
+  std::vector<int32_t> order_;      // (max_context) candidate positions
+  std::vector<float> q_sum_;        // (head_dim) query heads of one group, summed
+  std::vector<int64_t> histogram_;  // (2^kRadixBits) radix buckets of the top-k pass
+  std::vector<uint32_t> keys_;      // (max_context) bucket of each position's score
 };
 
 }  // namespace ts

@@ -13,8 +13,10 @@ namespace {
 
 using Cont = std::array<int32_t, NgramTable::kContinuationLen>;
 
-// Straightforward reference: a map of every (key, continuation) window with its count and the
-// stream index of its first occurrence; TopK sorts the whole bucket.
+// Straightforward reference: a map of every (key, continuation) window with its count, the stream
+// index of its first occurrence (insertion) and of its last; TopK sorts the whole bucket. When
+// full, a new window first evicts the half that ranks lowest by (count, last occurrence) and
+// halves the rest (rounding up), as the header of ngram_table.h says.
 class ReferenceTable {
  public:
   explicit ReferenceTable(int32_t capacity) : capacity_(capacity) {}
@@ -24,21 +26,21 @@ class ReferenceTable {
       Cont c;
       for (int j = 0; j < NgramTable::kContinuationLen; ++j) c[j] = s[i + 1 + j];
       auto key = std::make_pair(s[i], c);
-      auto it = counts_.find(key);
-      if (it != counts_.end()) {
-        ++it->second.first;
-      } else if (static_cast<int32_t>(counts_.size()) < capacity_) {
-        counts_[key] = {1, static_cast<int64_t>(i)};
-      } else {
-        ++dropped_;
+      auto it = windows_.find(key);
+      if (it != windows_.end()) {
+        ++it->second.count;
+        it->second.last = static_cast<int64_t>(i);
+        continue;
       }
+      if (static_cast<int32_t>(windows_.size()) == capacity_) Evict();
+      windows_[key] = {1, static_cast<int64_t>(i), static_cast<int64_t>(i)};
     }
   }
 
   std::vector<NgramTable::Continuation> TopK(int32_t token, int k) const {
     std::vector<std::pair<std::pair<int32_t, int64_t>, Cont>> bucket;  // ((count, first), cont)
-    for (const auto& [key, value] : counts_) {
-      if (key.first == token) bucket.push_back({value, key.second});
+    for (const auto& [key, w] : windows_) {
+      if (key.first == token) bucket.push_back({{w.count, w.first}, key.second});
     }
     std::sort(bucket.begin(), bucket.end(), [](const auto& a, const auto& b) {
       if (a.first.first != b.first.first) return a.first.first > b.first.first;
@@ -51,13 +53,27 @@ class ReferenceTable {
     return out;
   }
 
-  int64_t dropped() const { return dropped_; }
-  size_t distinct() const { return counts_.size(); }
+  int64_t evicted() const { return evicted_; }
+  size_t distinct() const { return windows_.size(); }
 
  private:
+  struct Window {
+    int32_t count;
+    int64_t first, last;
+  };
+  void Evict() {
+    std::vector<std::pair<std::pair<int32_t, int64_t>, std::pair<int32_t, Cont>>> all;
+    for (const auto& [key, w] : windows_) all.push_back({{w.count, w.last}, key});
+    std::sort(all.begin(), all.end());
+    const size_t drop = std::max<size_t>(1, all.size() / 2);
+    for (size_t i = 0; i < drop; ++i) windows_.erase(all[i].second);
+    evicted_ += static_cast<int64_t>(drop);
+    for (auto& [key, w] : windows_) w.count = (w.count + 1) / 2;
+  }
+
   int32_t capacity_;
-  std::map<std::pair<int32_t, Cont>, std::pair<int32_t, int64_t>> counts_;
-  int64_t dropped_ = 0;
+  std::map<std::pair<int32_t, Cont>, Window> windows_;
+  int64_t evicted_ = 0;
 };
 
 std::vector<NgramTable::Continuation> Query(const NgramTable& table, int32_t token, int k) {
@@ -187,21 +203,62 @@ TEST(NgramTable, AddUpToFeedsOnlyTokensOlderThanWindow) {
   for (int32_t t = 0; t < 4; ++t) ExpectSame(Query(table, t, 5), ref.TopK(t, 5), "addupto");
 }
 
-TEST(NgramTable, FullTableIgnoresNewWindowsAndKeepsCountingOld) {
+TEST(NgramTable, FullTableEvictsAndAgesLikeTheReference) {
   std::mt19937 rng(5);
-  for (int capacity : {1, 7, 30}) {
-    const auto s = RandomStream(rng, 5, 800);
-    NgramTable table({.vocab_size = 5, .capacity = capacity, .max_top_k = 4});
-    table.Add(s);
-    ReferenceTable ref(capacity);
-    ref.AddStream(s);
-    EXPECT_EQ(table.distinct_windows(), capacity);
-    EXPECT_EQ(table.dropped_windows(), ref.dropped());
-    EXPECT_GT(table.dropped_windows(), 0);
-    for (int32_t t = 0; t < 5; ++t) {
-      ExpectSame(Query(table, t, 4), ref.TopK(t, 4), "capacity " + std::to_string(capacity));
+  for (int capacity : {1, 2, 7, 30, 200}) {
+    for (int vocab : {3, 5, 40}) {
+      const auto s = RandomStream(rng, vocab, 3000);
+      NgramTable table({.vocab_size = vocab, .capacity = capacity, .max_top_k = 4});
+      // In pieces, checking after each: eviction rounds fall inside and between Add calls.
+      for (size_t begin = 0; begin < s.size(); begin += 500) {
+        table.AddUpTo(s, static_cast<int64_t>(begin) + 500);
+        ReferenceTable fresh(capacity);  // fed the whole prefix each time
+        fresh.AddStream(std::vector<int32_t>(s.begin(), s.begin() + table.fed()));
+        const std::string what =
+            "capacity " + std::to_string(capacity) + " vocab " + std::to_string(vocab);
+        EXPECT_EQ(table.distinct_windows(), static_cast<int32_t>(fresh.distinct())) << what;
+        EXPECT_EQ(table.evicted_windows(), fresh.evicted()) << what;
+        for (int32_t t = 0; t < vocab; ++t) ExpectSame(Query(table, t, 4), fresh.TopK(t, 4), what);
+      }
+      EXPECT_GT(table.eviction_rounds(), 0);
     }
   }
+}
+
+// A job past 300K tokens: the table's memory does not grow, evictions keep it learning, and a
+// phrase that only starts repeating after the table filled up is found.
+TEST(NgramTable, LongJobKeepsLearningInFlatMemory) {
+  const int32_t vocab = 49152;  // SmolLM2's
+  NgramTable table({.vocab_size = vocab, .capacity = 1 << 18, .max_top_k = 20});
+  const int64_t bytes = table.bytes();
+  EXPECT_LT(bytes, 32 << 20);
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int32_t> tok(0, vocab - 1);
+  std::vector<int32_t> chunk(10000);
+  const std::vector<int32_t> phrase = {101, 202, 303, 404, 505};
+  int64_t fed = 0;
+  int64_t phrases = 0;
+  while (fed < 400000) {
+    for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = tok(rng);
+    if (fed >= 300000) {
+      // After 300K tokens: the phrase 8 times per chunk, among fresh random text.
+      for (size_t at = 100; at + phrase.size() < chunk.size(); at += 1200) {
+        std::copy(phrase.begin(), phrase.end(), chunk.begin() + at);
+        ++phrases;
+      }
+    }
+    table.Add(chunk);
+    fed += static_cast<int64_t>(chunk.size());
+    EXPECT_EQ(table.bytes(), bytes) << "after " << fed << " tokens";
+    EXPECT_LE(table.distinct_windows(), 1 << 18);
+  }
+  EXPECT_EQ(table.fed(), 400000);
+  EXPECT_GE(table.eviction_rounds(), 1);
+  EXPECT_GT(table.evicted_windows(), 100000);
+  std::vector<NgramTable::Continuation> out(20);
+  ASSERT_GE(table.TopK(101, 20, out), 1);
+  EXPECT_EQ(out[0].tokens, (Cont{202, 303, 404, 505}));
+  EXPECT_GE(out[0].count, phrases / 2);  // at most one halving since it began
 }
 
 TEST(NgramTable, ShortStreamsAndOutOfRangeKeys) {
@@ -230,7 +287,7 @@ TEST(NgramTable, ClearForgetsEverything) {
   table.Add(b);
   ReferenceTable ref(100);
   ref.AddStream(b);
-  EXPECT_EQ(table.dropped_windows(), ref.dropped());
+  EXPECT_EQ(table.evicted_windows(), ref.evicted());
   for (int32_t t = 0; t < 4; ++t) ExpectSame(Query(table, t, 4), ref.TopK(t, 4), "clear");
 }
 

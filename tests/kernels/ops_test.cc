@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hwy/targets.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/dequant.h"
 #include "kernels/cpu/quant_blocks.h"
@@ -145,6 +146,66 @@ TEST(Add, Exact) {
   b->Add(out.data(), y.data(), count);
   EXPECT_TRUE(out.PaddingIntact());
   for (int64_t i = 0; i < count; ++i) ASSERT_EQ(out.data()[i], x[i] + y[i]);
+}
+
+// KeyScores on every SIMD target this CPU runs (printed; the others are skipped), f32 and bf16
+// keys, head_dim with and without a scalar tail: within f32 rounding of a double reference, and
+// bit-identical whatever the thread count or the slot range a score is computed in.
+TEST(KeyScores, MatchesReferenceOnEveryTargetAndIsRangeAndThreadInvariant) {
+  const int64_t capacity = 3000;
+  const int kv_heads = 2;
+  std::string ran, skipped;
+  for (int64_t bit = 1; bit != 0; bit <<= 1) {  // compiled in, not runnable here
+    if ((HWY_TARGETS & bit) != 0 && (hwy::SupportedTargets() & bit) == 0) {
+      skipped += std::string(" ") + hwy::TargetName(bit);
+    }
+  }
+  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    ran += std::string(" ") + hwy::TargetName(target);
+    hwy::SetSupportedTargetsForTest(target);
+    for (const DType dtype : {DType::kF32, DType::kBF16}) {
+      for (const int head_dim : {64, 67}) {
+        const std::vector<float> keys = RandomFloats(kv_heads * capacity * head_dim, 21);
+        const std::vector<float> q = RandomFloats(head_dim, 22);
+        std::vector<uint16_t> k16(keys.size());
+        std::vector<float> k32 = keys;
+        for (size_t i = 0; i < keys.size(); ++i) {
+          k16[i] = F32ToBF16(keys[i]);
+          k32[i] = BF16ToF32(k16[i]);  // the values the bf16 cache holds
+        }
+        KvLayerView view;
+        view.k = dtype == DType::kBF16 ? static_cast<void*>(k16.data()) : k32.data();
+        view.v = view.k;
+        view.dtype = dtype;
+        view.n_kv_heads = kv_heads;
+        view.head_dim = head_dim;
+        view.capacity = capacity;
+        const std::string what = std::string(hwy::TargetName(target)) + " " +
+                                 testing::DTypeName(dtype) + " head_dim " +
+                                 std::to_string(head_dim);
+        auto one = MakeCpuBackend(1), two = MakeCpuBackend(2);
+        const int64_t lo = 5, hi = 2900;  // 3 chunks of 1024, the last partial
+        PaddedBuffer a(hi - lo), b(hi - lo), c(100);
+        one->KeyScores(view, 1, q.data(), lo, hi, a.data());
+        two->KeyScores(view, 1, q.data(), lo, hi, b.data());
+        two->KeyScores(view, 1, q.data(), 1500, 1600, c.data());
+        EXPECT_TRUE(a.PaddingIntact() && b.PaddingIntact() && c.PaddingIntact()) << what;
+        for (int64_t i = 0; i < hi - lo; ++i) {
+          double ref = 0.0;
+          for (int d = 0; d < head_dim; ++d) {
+            ref += static_cast<double>(q[d]) * k32[(capacity + lo + i) * head_dim + d];
+          }
+          ASSERT_NEAR(a.data()[i], ref, 1e-5 * head_dim) << what << " slot " << lo + i;
+          ASSERT_EQ(a.data()[i], b.data()[i]) << what << " threads, slot " << lo + i;
+        }
+        for (int64_t i = 0; i < 100; ++i) {
+          ASSERT_EQ(c.data()[i], a.data()[1500 - lo + i]) << what << " range, slot " << 1500 + i;
+        }
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  std::printf("KeyScores targets run:%s; not on this CPU:%s\n", ran.c_str(), skipped.c_str());
 }
 
 TEST(Embed, EqualsDequantizedRows) {

@@ -1,5 +1,7 @@
 // PartialKvCache against a straightforward reference: every score in double, all candidates
-// sorted by (score desc, position asc), the top k taken, then sinks and window added.
+// sorted by (score desc, position asc), the top k taken, then sinks and window added. The cache
+// scores in f32 (Backend::KeyScores); the two agree unless two candidates at the cut are within
+// f32 rounding of each other, which these random caches never are.
 #include "runtime/kv/partial_cache.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +11,8 @@
 #include <random>
 #include <vector>
 
+#include "kernels/backend.h"
+
 namespace ts {
 namespace {
 
@@ -17,6 +21,12 @@ constexpr int kHeads = 4;
 constexpr int kKvHeads = 2;
 constexpr int kHeadDim = 8;
 constexpr int64_t kFullCapacity = 320;
+
+// The CPU backend the caches score with (two threads: the chunks of KeyScores run in parallel).
+Backend* TestBackend() {
+  static const std::unique_ptr<Backend> backend = MakeCpuBackend(2);
+  return backend.get();
+}
 
 ModelConfig TestModel() {
   ModelConfig m;
@@ -177,7 +187,7 @@ void ExpectSinksAndWindow(const PartialKvCache& partial, int64_t committed) {
 }
 
 std::unique_ptr<PartialKvCache> MakePartial(DType dtype, const PartialCacheConfig& c) {
-  auto p = PartialKvCache::Create(TestModel(), c, kFullCapacity, dtype);
+  auto p = PartialKvCache::Create(TestModel(), c, kFullCapacity, dtype, TestBackend());
   EXPECT_TRUE(p.ok()) << p.status();
   return std::move(*p);
 }
@@ -431,12 +441,15 @@ TEST(PartialCacheErrors, RejectsBadConfigAndInputs) {
   PartialCacheConfig c = SmallConfig();
   c.recent = 40;  // 16 + 40 + 16 > 64
   c.reselect_room = 16;
-  EXPECT_FALSE(PartialKvCache::Create(TestModel(), c, kFullCapacity, DType::kF32).ok());
+  EXPECT_FALSE(
+      PartialKvCache::Create(TestModel(), c, kFullCapacity, DType::kF32, TestBackend()).ok());
   c = SmallConfig();
   c.budget = 0;
-  EXPECT_FALSE(PartialKvCache::Create(TestModel(), c, kFullCapacity, DType::kF32).ok());
   EXPECT_FALSE(
-      PartialKvCache::Create(TestModel(), SmallConfig(), kFullCapacity, DType::kQ8_0).ok());
+      PartialKvCache::Create(TestModel(), c, kFullCapacity, DType::kF32, TestBackend()).ok());
+  EXPECT_FALSE(
+      PartialKvCache::Create(TestModel(), SmallConfig(), kFullCapacity, DType::kQ8_0, TestBackend())
+          .ok());
 
   auto full = RandomFull(DType::kF32, 61);
   auto partial = MakePartial(DType::kF32, SmallConfig());

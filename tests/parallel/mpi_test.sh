@@ -194,7 +194,7 @@ for m in ('ar', 'tokenswift'):
     -p "Write a story about a dragon." -n 1100 --temperature 1 --min-p 0.1 --penalty 1.2 \
     --seed 12 -o "$tmp/tp1_s1_ar.ids" --resume >/dev/null 2>"$tmp/err"
   rc=$?
-  if [ "$rc" -eq 2 ] && grep -q "rank 0.*--seed 11, this run has --seed 12" "$tmp/err" \
+  if [ "$rc" -eq 2 ] && grep -q -- "--seed 11, this run has --seed 12" "$tmp/err" \
       && grep -q "rank 1.*rank 0 rejected the job" "$tmp/err"; then
     ok
   else
