@@ -18,10 +18,10 @@
 #include <system_error>
 #include <utility>
 
+#include "common/hash_random.h"
 #include "runtime/common/mapped_file.h"
 #include "runtime/model/loader.h"
 #include "runtime/model/safetensors.h"
-#include "runtime/model/test_model.h"
 #include "runtime/model/weight_names.h"
 
 namespace ts {
@@ -381,13 +381,8 @@ std::vector<SafetensorsTensor> RandomHeadsTensors(int64_t hidden, uint64_t seed,
                                                   const RandomHeadsOptions& options) {
   const float linear_std =
       options.linear_std > 0.0f ? options.linear_std : 1.0f / std::sqrt(static_cast<float>(hidden));
-  // Keys as test_model.cc derives them: a hash of (seed, tensor name), FNV-1a then HashNormal's
-  // own SplitMix64 mixing, so no std:: engine or distribution is involved.
-  auto key_of = [seed](const std::string& name) {
-    uint64_t k = 0xcbf29ce484222325ull;
-    for (unsigned char c : name) k = (k ^ c) * 0x100000001b3ull;
-    return k ^ seed;
-  };
+  // A key per (seed, tensor name) for HashNormal (common/hash_random.h).
+  auto key_of = [seed](const std::string& name) { return Fnv1a64(name) ^ seed; };
   auto make = [&](std::string name, std::vector<int64_t> shape, float scale, float offset) {
     int64_t count = 1;
     for (int64_t d : shape) count *= d;

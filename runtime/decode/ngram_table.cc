@@ -2,20 +2,14 @@
 
 #include <algorithm>
 
+#include "common/hash_random.h"
+
 namespace ts {
 namespace {
 
-// splitmix64 finaliser: a cheap, well-mixed 64-bit hash step.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 uint64_t HashWindow(int32_t key, const std::array<int32_t, NgramTable::kContinuationLen>& cont) {
-  uint64_t h = Mix(static_cast<uint32_t>(key));
-  for (int32_t t : cont) h = Mix(h ^ static_cast<uint32_t>(t));
+  uint64_t h = SplitMix64(static_cast<uint32_t>(key));
+  for (int32_t t : cont) h = SplitMix64(h ^ static_cast<uint32_t>(t));
   return h;
 }
 

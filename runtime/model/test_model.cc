@@ -6,25 +6,13 @@
 #include <fstream>
 
 #include "absl/strings/str_join.h"
+#include "common/hash_random.h"
 #include "nlohmann/json.hpp"
 
 namespace ts {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-uint64_t Fnv1a64(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
 
 // The shortest decimal that reads back as `f`, as a double: 1e-5f is written 1e-05, not
 // 9.99999974737875e-06.
@@ -223,15 +211,6 @@ StatusOr<DType> ParseTestModelDType(std::string_view name) {
   if (name == "bf16") return DType::kBF16;
   if (name == "f16") return DType::kF16;
   return BadInput("--dtype: '", std::string(name), "', expected f32, bf16 or f16");
-}
-
-float HashNormal(uint64_t key, uint64_t index) {
-  const uint64_t h = SplitMix64(SplitMix64(key) ^ index);
-  // Sum of four uniform 16-bit integers: mean 131070, std 65536 / sqrt(3) ~= 37837.23.
-  const int32_t sum =
-      static_cast<int32_t>((h & 0xffff) + ((h >> 16) & 0xffff) + ((h >> 32) & 0xffff) + (h >> 48));
-  constexpr float kInvStd = 1.0f / 37837.23f;
-  return static_cast<float>(sum - 131070) * kInvStd;  // exact int -> float, one rounding
 }
 
 std::string TestModelConfigJson(const TestModelPreset& preset, DType dtype) {

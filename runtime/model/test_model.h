@@ -44,10 +44,6 @@ StatusOr<TestModelPreset> FindTestModelPreset(std::string_view name);
 // "f32", "bf16" or "f16" -> DType; BadInput otherwise.
 StatusOr<DType> ParseTestModelDType(std::string_view name);
 
-// An approximately standard normal value in [-3.47, 3.47] (Irwin-Hall sum of four 16-bit
-// uniforms), a pure function of (key, index).
-float HashNormal(uint64_t key, uint64_t index);
-
 // The config.json text of a preset (HF field names, as real llama / qwen2 checkpoints write them).
 std::string TestModelConfigJson(const TestModelPreset& preset, DType dtype);
 

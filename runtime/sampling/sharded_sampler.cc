@@ -90,7 +90,10 @@ StatusOr<Cutoff> ShardedSampler::FilterCutoff(float z_max) {
   const int world = comm_->size();
   if (world == 1) return ComputeCutoff(params_, z, z_max, candidates_);
   Cutoff cut = MinPCutoff(params_, z_max);
-  if (params_.top_p < 1.0f || params_.top_k > 0) {
+  if (params_.top_p < 1.0f && params_.top_k == 0) {
+    TS_ASSIGN_OR_RETURN(const Cutoff top_p, TopPByRounds(z_max, cut));
+    cut = Stricter(cut, top_p);
+  } else if (params_.top_p < 1.0f || params_.top_k > 0) {
     offers_.clear();
     for (int64_t i = 0; i < range_.size(); ++i) {
       const int64_t id = range_.begin + i;
@@ -152,6 +155,63 @@ StatusOr<Cutoff> ShardedSampler::FilterCutoff(float z_max) {
     cut = Stricter(cut, EtaCutoff(params_, m, z_max));
   }
   return cut;
+}
+
+StatusOr<Cutoff> ShardedSampler::TopPByRounds(float z_max, const Cutoff& cut) {
+  const int world = comm_->size();
+  TS_ASSIGN_OR_RETURN(const Mass m, GlobalMass(z_max, cut, /*with_entropy=*/false));
+  const double target = static_cast<double>(params_.top_p) * m.w;
+  const std::span<const float> z(scores_.data(), scores_.size());
+  offers_.clear();
+  for (int64_t i = 0; i < range_.size(); ++i) {
+    const int64_t id = range_.begin + i;
+    if (cut.Keeps(z[i], id)) offers_.push_back({z[i], static_cast<int32_t>(id)});
+  }
+  const int64_t survivors = static_cast<int64_t>(offers_.size());
+  const int64_t slot = kTopPRound + 1;  // a round's offers, then {0, 1 if more follow}
+  round_.resize(static_cast<size_t>(slot));
+  gathered_.resize(static_cast<size_t>(world * slot));
+  merged_.clear();  // offered by some rank, not yet consumed, best first
+  double cumulative = 0.0;
+  for (int64_t next = 0;; next += kTopPRound) {
+    // This rank's next kTopPRound survivors in order, padded with id -1.
+    const int64_t end = std::min(survivors, next + kTopPRound);
+    if (next < end) {
+      if (end < survivors) {
+        std::nth_element(offers_.begin() + next, offers_.begin() + (end - 1), offers_.end(),
+                         ScoreBefore);
+      }
+      std::sort(offers_.begin() + next, offers_.begin() + end, ScoreBefore);
+    }
+    std::fill(round_.begin(), round_.end(), ScoredToken{0.0f, -1});
+    if (next < end) std::copy(offers_.begin() + next, offers_.begin() + end, round_.begin());
+    round_[kTopPRound] = ScoredToken{0.0f, end < survivors ? 1 : 0};
+    TS_RETURN_IF_ERROR(
+        comm_->AllGather(round_.data(), slot * sizeof(ScoredToken), gathered_.data()));
+    // Tokens not yet offered all come after `bound`: the best of the last offers of the ranks
+    // that have more. Tokens up to it (inclusive) are final in the global order.
+    bool bounded = false;
+    ScoredToken bound{0.0f, -1};
+    const size_t fresh = merged_.size();
+    for (int r = 0; r < world; ++r) {
+      const ScoredToken* part = gathered_.data() + static_cast<size_t>(r) * slot;
+      int64_t n = 0;
+      while (n < kTopPRound && part[n].id >= 0) merged_.push_back(part[n++]);
+      if (part[kTopPRound].id == 1 && (!bounded || ScoreBefore(part[n - 1], bound))) {
+        bound = part[n - 1];
+        bounded = true;
+      }
+    }
+    std::sort(merged_.begin() + fresh, merged_.end(), ScoreBefore);
+    std::inplace_merge(merged_.begin(), merged_.begin() + fresh, merged_.end(), ScoreBefore);
+    size_t used = 0;
+    for (; used < merged_.size() && !(bounded && ScoreBefore(bound, merged_[used])); ++used) {
+      cumulative += std::exp(static_cast<double>(merged_[used].z) - z_max);
+      if (cumulative >= target) return Cutoff{merged_[used].z, merged_[used].id};
+    }
+    merged_.erase(merged_.begin(), merged_.begin() + static_cast<int64_t>(used));
+    if (!bounded) return Cutoff{};  // every survivor consumed below the target: keep all
+  }
 }
 
 Status ShardedSampler::Candidates(const float* logits, std::span<const int32_t> window_tokens,

@@ -6,14 +6,21 @@
 //
 // Filters (logits_processor.h), the same cutoff as one rank computes, bit for bit:
 //   min-p: from z_max alone;
-//   top-k / top-p: each rank offers its min-p survivors (only its best k and their ties when
-//     top-k is on), one all-gather of the counts and one of the offers, then every rank sorts
-//     the same merged list; top-p's target mass is the sum of every rank's kReduceBlock block
-//     partials in id order (one more all-gather);
+//   top-k (with or without top-p): each rank offers its best k min-p survivors and their ties,
+//     one all-gather of the counts and one of the offers, then every rank sorts the same merged
+//     list;
+//   top-p without top-k: in rounds. Each round every rank offers its next kTopPRound survivors
+//     in (z desc, id asc) order (one all-gather); every rank merges the offers and consumes, in
+//     that order, the tokens no unoffered token can precede (up to the best last offer of the
+//     ranks that have more), adding exp(z - z_max) until the target is reached. The tokens are
+//     consumed in the order the single-rank sort gives, so the cutoff is the same; a peaked
+//     distribution ends in one round (bytes: ranks x kTopPRound x 8), a flat one takes as many
+//     rounds as it needs, never more bytes than the whole survivor lists;
+//   top-p's target mass is the sum of every rank's kReduceBlock block partials in id order (one
+//     more all-gather);
 //   eta: the kept mass and entropy the same way.
 // With top-p or eta every rank's range must start on a kReduceBlock boundary (the shard plan's
-// vocabulary unit is 1024); Create refuses others. Without top-k, top-p gathers every min-p
-// survivor: with min-p 0 that is the whole vocabulary, 12 bytes per token per rank.
+// vocabulary unit is 1024); Create refuses others.
 //
 //   TS_ASSIGN_OR_RETURN(ShardedSampler s, ShardedSampler::Create(params, shard->vocab(), comm));
 //   TS_ASSIGN_OR_RETURN(int32_t token, s.Sample(local_logits, window, position));
@@ -59,6 +66,10 @@ class ShardedSampler {
   // rank has top-k, top-p or eta on.
   StatusOr<Cutoff> FilterCutoff(float z_max);
   StatusOr<Mass> GlobalMass(float z_max, const Cutoff& cut, bool with_entropy);
+  // Top-p without top-k over the ranks, in rounds (see the header comment). Collective.
+  StatusOr<Cutoff> TopPByRounds(float z_max, const Cutoff& cut);
+  static constexpr int64_t kTopPRound = 256;  // tokens each rank offers per round
+
   SamplingParams params_;
   Range range_;
   Communicator* comm_;
@@ -73,7 +84,7 @@ class ShardedSampler {
   std::vector<Entry> groups_[2];   // Candidates' best survivors and best removed tokens
   std::vector<Entry> mine_, all_;  // Candidates' offers and the gathered offers
   // FilterCutoff's scratch.
-  std::vector<ScoredToken> offers_, gathered_, merged_;
+  std::vector<ScoredToken> offers_, gathered_, merged_, round_;
   std::vector<int64_t> counts_;  // (2 * ranks): survivors, offered
   std::vector<Mass> blocks_, all_blocks_;
   int64_t max_blocks_ = 0;  // most blocks any rank holds (0: not exchanged yet)

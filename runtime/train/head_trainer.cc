@@ -8,6 +8,7 @@
 #include <numbers>
 #include <tuple>
 
+#include "common/hash_random.h"
 #include "kernels/cpu/dequant.h"
 #include "runtime/decode/draft_heads.h"
 #include "runtime/train/dense_gemm.h"
@@ -16,22 +17,13 @@
 namespace ts::train {
 namespace {
 
-// SplitMix64: the shuffle's generator (a fixed algorithm, so the order is the same with every
-// standard library).
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // Fisher-Yates shuffle of 0..n-1 seeded by (seed, epoch).
 void ShuffledOrder(int64_t n, uint64_t seed, int epoch, std::vector<int64_t>& order) {
   order.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[i] = i;
   uint64_t state = seed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(epoch) + 1;
   for (int64_t i = n - 1; i > 0; --i) {
-    const int64_t j = static_cast<int64_t>(SplitMix64(state) % static_cast<uint64_t>(i + 1));
+    const int64_t j = static_cast<int64_t>(SplitMix64Next(state) % static_cast<uint64_t>(i + 1));
     std::swap(order[i], order[j]);
   }
 }
@@ -182,8 +174,8 @@ StatusOr<std::unique_ptr<HeadTrainer>> HeadTrainer::Create(const ModelConfig& co
     uint64_t state = options.seed ^ 0x6d6c7075ull;
     const double std_dev = 1.0 / std::sqrt(2.0 * static_cast<double>(h));
     for (float& w : t->params_.mlp_up) {
-      const double u1 = (static_cast<double>(SplitMix64(state) >> 11) + 1.0) * 0x1.0p-53;
-      const double u2 = static_cast<double>(SplitMix64(state) >> 11) * 0x1.0p-53;
+      const double u1 = (static_cast<double>(SplitMix64Next(state) >> 11) + 1.0) * 0x1.0p-53;
+      const double u2 = static_cast<double>(SplitMix64Next(state) >> 11) * 0x1.0p-53;
       w = static_cast<float>(std_dev * std::sqrt(-2.0 * std::log(u1)) *
                              std::cos(2.0 * std::numbers::pi * u2));
     }

@@ -174,7 +174,8 @@ class LosslessTest : public ::testing::Test {
 class TinyLosslessTest : public LosslessTest, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ts_lossless_" + GetParam());
+    dir_ =
+        fs::temp_directory_path() / ("ts_lossless_" + GetParam() + "_" + std::to_string(getpid()));
     fs::remove_all(dir_);
     auto preset = FindTestModelPreset(GetParam());
     ASSERT_TRUE(preset.ok());

@@ -3,6 +3,7 @@
 // HF's greedy continuation, and the model-level consequence of batch invariance: a prompt's
 // logits are bit-identical whether it is prefilled in one batch or token by token.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -58,7 +59,8 @@ class ForwardGoldenTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(preset.ok()) << preset.status();
     StatusOr<DType> dtype = ParseTestModelDType(c_.golden["dtype"].get<std::string>());
     ASSERT_TRUE(dtype.ok());
-    dir_ = fs::temp_directory_path() / ("ts_forward_golden_" + c_.name);
+    dir_ = fs::temp_directory_path() /
+           ("ts_forward_golden_" + c_.name + "_" + std::to_string(getpid()));
     fs::remove_all(dir_);
     ASSERT_TRUE(WriteTestModel(*preset, *dtype, dir_.string()).ok());
     StatusOr<Model> model = LoadModel(dir_.string(), /*require_tokenizer=*/false);

@@ -5,6 +5,7 @@
 #include "runtime/decode/draft_heads.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -79,7 +80,8 @@ double RelError(const float* a, const float* b, int64_t n) {
 class DraftHeadsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_dir_ = new fs::path(fs::temp_directory_path() / "ts_draft_heads_model");
+    model_dir_ = new fs::path(fs::temp_directory_path() /
+                              ("ts_draft_heads_model_" + std::to_string(getpid())));
     fs::remove_all(*model_dir_);
     auto preset = FindTestModelPreset("llama-mha");
     ASSERT_TRUE(preset.ok()) << preset.status();
@@ -99,7 +101,8 @@ class DraftHeadsTest : public ::testing::Test {
     ASSERT_NE(model_, nullptr);
     backend_ = MakeCpuBackend(2);
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / (std::string("ts_draft_heads_") + info->name());
+    dir_ = fs::temp_directory_path() /
+           (std::string("ts_draft_heads_") + info->name() + "_" + std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }

@@ -3,6 +3,7 @@
 #include "runtime/model/test_model.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/hash_random.h"
 #include "nlohmann/json.hpp"
 
 namespace ts {
@@ -34,8 +36,8 @@ uint64_t Fnv1a64(std::string_view s) {
 
 fs::path TempDir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir =
-      fs::temp_directory_path() / ("ts_test_model_" + std::string(info->name()) + "_" + name);
+  fs::path dir = fs::temp_directory_path() / ("ts_test_model_" + std::string(info->name()) + "_" +
+                                              name + "_" + std::to_string(getpid()));
   fs::remove_all(dir);
   return dir;
 }

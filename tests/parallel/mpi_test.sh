@@ -188,6 +188,21 @@ for m in ('ar', 'tokenswift'):
     $filters -o "$tmp/tpf_single.ids" >/dev/null 2>"$tmp/err" || bad "tp 1 ($filters) failed"
   cmp -s "$tmp/tpf_single.ids" "$tmp/tpf_ar.ids" && ok \
     || bad "tp 2 ($filters): ids differ from TP 1's"
+  # Top-p alone: the ranks exchange their best tokens in rounds until the mass is reached
+  # (runtime/sampling/sharded_sampler.h); a flat distribution (temperature 3) takes many rounds.
+  topp="--temperature 3 --top-p 0.95 --min-p 0 --penalty 1.2 --seed 8"
+  for np in 1 2 3; do
+    launch=("${MPIRUN[@]}" -np "$np")
+    [ "$np" -eq 1 ] && launch=()
+    # shellcheck disable=SC2086
+    "${launch[@]}" "$ts" generate --model "$model" --tp "$np" -t 1 -q --ignore-eos \
+      -p "Write a story about a dragon." -n 200 $topp -o "$tmp/topp_$np.ids" >/dev/null \
+      2>"$tmp/err" || bad "tp $np ($topp) failed: $(head -c 400 "$tmp/err")"
+  done
+  for np in 2 3; do
+    cmp -s "$tmp/topp_1.ids" "$tmp/topp_$np.ids" && [ "$(wc -l <"$tmp/topp_1.ids")" -eq 200 ] \
+      && ok || bad "tp $np ($topp): ids differ from TP 1's"
+  done
   # Rank 0 checks a --resume against the job's sidecar and every rank leaves with its verdict: one
   # line from rank 0 naming the flag, exit 2, no rank left waiting.
   "${MPIRUN[@]}" -np 2 "$ts" generate --model "$model" --tp 2 -t 1 -q --ignore-eos \

@@ -391,29 +391,29 @@ int main(int argc, char** argv) {
 #ifdef TS_FIXTURES_DIR
     failures += ts::CheckGolden(*model, **comm);
 #endif
-    failures += ts::CheckGeneration("generate greedy", *model, **comm, greedy, 32, 200);
+    failures += ts::CheckGeneration("generate greedy", *model, **comm, greedy, 32, 512);
     ts::SamplingParams sampled;
     sampled.temperature = 1.0f;
     sampled.min_p = 0.1f;
     sampled.penalty = 1.2f;
     sampled.penalty_window = 64;
     sampled.seed = 9;
-    failures += ts::CheckGeneration("generate sampled", *model, **comm, sampled, 32, 200);
+    failures += ts::CheckGeneration("generate sampled", *model, **comm, sampled, 32, 512);
     ts::SamplingParams top_k = sampled;  // a selection over the split vocabulary
     top_k.min_p = 0.0f;
     top_k.top_k = 20;
-    failures += ts::CheckGeneration("generate top-k", *model, **comm, top_k, 32, 200);
+    failures += ts::CheckGeneration("generate top-k", *model, **comm, top_k, 32, 512);
     const std::string heads = (dir / "heads.safetensors").string();
     if (!ts::WriteRandomHeads(heads, model->config().hidden_size, 5).ok()) return 1;
     failures += ts::CheckHeads(*model, **comm, heads);
     failures += ts::CheckTokenSwift("tokenswift greedy, static tree", *model, **comm, greedy, 32,
-                                    300, heads, true);
+                                    512, heads, true);
     failures += ts::CheckTokenSwift("tokenswift sampled, static tree", *model, **comm, sampled, 32,
-                                    300, heads, true);
-    failures += ts::CheckTokenSwift("tokenswift sampled, planner", *model, **comm, sampled, 32, 300,
+                                    512, heads, true);
+    failures += ts::CheckTokenSwift("tokenswift sampled, planner", *model, **comm, sampled, 32, 512,
                                     heads, false);
     failures += ts::CheckTokenSwift("tokenswift sampled, planner, workers configured otherwise",
-                                    *model, **comm, sampled, 32, 300, heads, false, true);
+                                    *model, **comm, sampled, 32, 512, heads, false, true);
     fs::remove_all(dir);
   }
   if (!real_model.empty()) {

@@ -44,6 +44,9 @@ std::vector<Case> Cases() {
       {"min-p 0.05 + top-p 0.95 + top-k 100 + eta", make(0.8f, 100, 0.95f, 0.05f, 0.0003f)},
       {"min-p 0.1 (TokenSwift default)", make(1.0f, 0, 1.0f, 0.1f, 0.0f)},
       {"top-k 3000 (more than a rank holds)", make(1.5f, 3000, 0.99f, 0.0f, 0.0f)},
+      // Top-p alone goes in rounds of 256 offers per rank: a flat row needs many.
+      {"top-p 0.99 at temperature 4 (many rounds)", make(4.0f, 0, 0.99f, 0.0f, 0.0f)},
+      {"top-p 0.6 + min-p 0.01", make(2.0f, 0, 0.6f, 0.01f, 0.0f)},
   };
 }
 
@@ -102,33 +105,39 @@ TEST(ShardedSampler, SameTokensAndDraftListsAsOneRank) {
   }
 }
 
-// Top-p on 2 ranks over 300 positions of one row: each position draws other noise, so the
-// sampled token probes the cutoff (and the mass it is computed from) many times.
+// Top-p on 2 and 3 ranks over 300 positions of one row: each position draws other noise, so the
+// sampled token probes the cutoff (and the mass it is computed from) many times. A peaked row
+// (one round of offers) and a flat one (temperature 5, top-p 0.97: thousands of tokens, rounds).
 TEST(ShardedSampler, ManyPositionsTopP) {
-  SamplingParams p;
-  p.top_p = 0.5f;
-  p.seed = 3;
-  Sampler whole(p, kVocab);
-  const std::vector<float> row = Row(7, false);
-  testing_comm::ThreadGroup group(2);
-  std::vector<std::vector<int32_t>> got(2);
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.emplace_back([&, r] {
-      const Range range = SplitRange(kVocab, 2, r, kReduceBlock);
-      auto s = ShardedSampler::Create(p, range, &group.rank(r));
-      ASSERT_TRUE(s.ok());
-      for (int64_t pos = 0; pos < 300; ++pos) {
-        auto t = s->Sample(row.data() + range.begin, {}, pos);
-        got[r].push_back(t.ok() ? *t : -1);
+  for (const bool flat : {false, true}) {
+    for (const int world : {2, 3}) {
+      SCOPED_TRACE(std::string(flat ? "flat" : "peaked") + ", " + std::to_string(world) + " ranks");
+      SamplingParams p;
+      p.top_p = flat ? 0.97f : 0.5f;
+      p.temperature = flat ? 5.0f : 1.0f;
+      p.seed = 3;
+      Sampler whole(p, kVocab);
+      const std::vector<float> row = Row(7, false);
+      testing_comm::ThreadGroup group(world);
+      std::vector<std::vector<int32_t>> got(world);
+      std::vector<std::thread> ranks;
+      for (int r = 0; r < world; ++r) {
+        ranks.emplace_back([&, r] {
+          const Range range = SplitRange(kVocab, world, r, kReduceBlock);
+          auto s = ShardedSampler::Create(p, range, &group.rank(r));
+          ASSERT_TRUE(s.ok());
+          for (int64_t pos = 0; pos < 300; ++pos) {
+            auto t = s->Sample(row.data() + range.begin, {}, pos);
+            got[r].push_back(t.ok() ? *t : -1);
+          }
+        });
       }
-    });
-  }
-  for (auto& t : ranks) t.join();
-  for (int64_t pos = 0; pos < 300; ++pos) {
-    const int32_t want = whole.Sample(row.data(), kVocab, {}, pos);
-    EXPECT_EQ(got[0][pos], want) << pos;
-    EXPECT_EQ(got[1][pos], want) << pos;
+      for (auto& t : ranks) t.join();
+      for (int64_t pos = 0; pos < 300; ++pos) {
+        const int32_t want = whole.Sample(row.data(), kVocab, {}, pos);
+        for (int r = 0; r < world; ++r) EXPECT_EQ(got[r][pos], want) << "rank " << r << ", " << pos;
+      }
+    }
   }
 }
 

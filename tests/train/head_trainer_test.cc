@@ -6,6 +6,7 @@
 #include "runtime/train/head_trainer.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/hash_random.h"
 #include "kernels/cpu/dequant.h"
 #include "runtime/decode/ar_decoder.h"
 #include "runtime/decode/draft_heads.h"
@@ -70,7 +72,8 @@ HeadParams<T> RandomParams(int64_t hidden, uint64_t seed, const RandomHeadsOptio
 class HeadTrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / "ts_head_trainer_model");
+    dir_ = new fs::path(fs::temp_directory_path() /
+                        ("ts_head_trainer_model_" + std::to_string(getpid())));
     fs::remove_all(*dir_);
     auto preset = FindTestModelPreset("llama-mha");
     ASSERT_TRUE(preset.ok()) << preset.status();
