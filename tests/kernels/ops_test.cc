@@ -5,10 +5,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "hwy/targets.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/dequant.h"
 #include "kernels/cpu/quant_blocks.h"
+#include "tests/common/simd_targets.h"
 #include "tests/kernels/kernel_test_util.h"
 
 namespace ts {
@@ -154,15 +154,7 @@ TEST(Add, Exact) {
 TEST(KeyScores, MatchesReferenceOnEveryTargetAndIsRangeAndThreadInvariant) {
   const int64_t capacity = 3000;
   const int kv_heads = 2;
-  std::string ran, skipped;
-  for (int64_t bit = 1; bit != 0; bit <<= 1) {  // compiled in, not runnable here
-    if ((HWY_TARGETS & bit) != 0 && (hwy::SupportedTargets() & bit) == 0) {
-      skipped += std::string(" ") + hwy::TargetName(bit);
-    }
-  }
-  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    ran += std::string(" ") + hwy::TargetName(target);
-    hwy::SetSupportedTargetsForTest(target);
+  testing::ForEachSimdTarget([&] {
     for (const DType dtype : {DType::kF32, DType::kBF16}) {
       for (const int head_dim : {64, 67}) {
         const std::vector<float> keys = RandomFloats(kv_heads * capacity * head_dim, 21);
@@ -180,9 +172,8 @@ TEST(KeyScores, MatchesReferenceOnEveryTargetAndIsRangeAndThreadInvariant) {
         view.n_kv_heads = kv_heads;
         view.head_dim = head_dim;
         view.capacity = capacity;
-        const std::string what = std::string(hwy::TargetName(target)) + " " +
-                                 testing::DTypeName(dtype) + " head_dim " +
-                                 std::to_string(head_dim);
+        const std::string what =
+            testing::DTypeName(dtype) + " head_dim " + std::to_string(head_dim);
         auto one = MakeCpuBackend(1), two = MakeCpuBackend(2);
         const int64_t lo = 5, hi = 2900;  // 3 chunks of 1024, the last partial
         PaddedBuffer a(hi - lo), b(hi - lo), c(100);
@@ -203,9 +194,7 @@ TEST(KeyScores, MatchesReferenceOnEveryTargetAndIsRangeAndThreadInvariant) {
         }
       }
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
-  std::printf("KeyScores targets run:%s; not on this CPU:%s\n", ran.c_str(), skipped.c_str());
+  });
 }
 
 TEST(Embed, EqualsDequantizedRows) {
