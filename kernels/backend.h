@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "kernels/dtype.h"
@@ -53,6 +54,12 @@ class Backend {
   // y (n, w.rows) = x (n, w.cols) * W^T (+ bias (w.rows) when bias != nullptr).
   virtual void MatMul(const Matrix& w, const float* x, int64_t n, float* y,
                       const float* bias = nullptr) = 0;
+  // The row-parallel reduction granules in one pass over W (runtime/model/transformer.h):
+  // bounds = {0 = c_0 < c_1 < ... < c_S = w.cols}, internal bounds multiples of 64; y holds S
+  // products, y + s * n * w.rows = x[:, c_s:c_s+1] (n, ...) times W[:, c_s:c_s+1]^T, each the very
+  // bits MatMul on a matrix of those columns alone (and x restricted to them) gives.
+  virtual void MatMulSegments(const Matrix& w, const float* x, int64_t n,
+                              std::span<const int64_t> bounds, float* y) = 0;
   // out (n, table.cols) = rows ids[0..n) of `table`, dequantized.
   virtual void Embed(const Matrix& table, const int32_t* ids, int64_t n, float* out) = 0;
   // out (n, dim) = x / sqrt(mean(x^2) + eps) * weight. out may alias x.

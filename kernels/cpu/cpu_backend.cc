@@ -25,6 +25,10 @@ class CpuBackend final : public Backend {
   void MatMul(const Matrix& w, const float* x, int64_t n, float* y, const float* bias) override {
     cpu::MatMul(pool_, matmul_scratch_, w, x, n, y, bias);
   }
+  void MatMulSegments(const Matrix& w, const float* x, int64_t n, std::span<const int64_t> bounds,
+                      float* y) override {
+    cpu::MatMul(pool_, matmul_scratch_, w, x, n, y, nullptr, bounds);
+  }
   void Embed(const Matrix& table, const int32_t* ids, int64_t n, float* out) override {
     cpu::Embed(pool_, table, ids, n, out);
   }

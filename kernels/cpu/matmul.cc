@@ -21,7 +21,7 @@ bool UsesQ8Activations(DType t) {
 }  // namespace
 
 void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const float* x, int64_t n,
-            float* y, const float* bias) {
+            float* y, const float* bias, std::span<const int64_t> bounds) {
   if (n <= 0 || w.rows <= 0) return;
   const int64_t cols = w.cols;
   Q8Rows xq;
@@ -70,7 +70,9 @@ void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const flo
     const int64_t i1 = std::min(n, i0 + kXTile);
     float* wbuf = k_quant ? scratch.wtile[thread].data() : nullptr;
     for (int64_t r0 = c0; r0 < c1; r0 += kRowTile) {
-      MatMulTile(w, r0, std::min(c1, r0 + kRowTile), x, xq, i0, i1, y, w.rows, bias, wbuf);
+      MatMulTile(w, r0, std::min(c1, r0 + kRowTile), x, xq, i0, i1, y, w.rows, bias, wbuf,
+                 bounds.empty() ? nullptr : bounds.data(),
+                 bounds.empty() ? 1 : static_cast<int64_t>(bounds.size()) - 1, n * w.rows);
     }
   });
 }

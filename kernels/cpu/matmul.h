@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/cpu/thread_pool.h"
@@ -60,8 +61,11 @@ struct MatMulScratch {
   std::vector<std::vector<float>> wtile;  // per thread: (tile rows, cols) dequantized weights
 };
 
+// With `bounds` (c_0 = 0 < c_1 < ... < c_S = w.cols; internal bounds multiples of 64): y holds S
+// products, y + s * n * w.rows = x[:, c_s:c_s+1] * W[:, c_s:c_s+1]^T, each the very bits a matrix
+// of those columns alone gives (Backend::MatMulSegments). bias must be null then.
 void MatMul(ThreadPool& pool, MatMulScratch& scratch, const Matrix& w, const float* x, int64_t n,
-            float* y, const float* bias);
+            float* y, const float* bias, std::span<const int64_t> bounds = {});
 
 // ---- per-target kernels (matmul_kernels.cc) ----------------------------------------------------
 
@@ -71,9 +75,12 @@ void QuantizeActivationRow(const float* x, int64_t cols, int64_t stride, int8_t*
 
 // y[i * ldy + r] = dot(x row i, weight row r) (+ bias[r]) for r in [r0, r1), i in [i0, i1).
 // x is f32 (n, cols) for float and K-quant weights, xq the quantized rows for the others.
-// wbuf: at least (r1 - r0) * cols floats, used for K-quants.
+// wbuf: at least (r1 - r0) * cols floats, used for K-quants. With bounds (n_segments + 1 column
+// bounds), segment s's dot products go to y + s * segment_stride.
 void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q8Rows& xq,
-                int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf);
+                int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf,
+                const int64_t* bounds = nullptr, int64_t n_segments = 1,
+                int64_t segment_stride = 0);
 
 // Name of the SIMD target the dispatcher chose (for logs and benchmarks).
 const char* MatMulTargetName();

@@ -457,11 +457,16 @@ const DotFn* DotTable(DType t) {
 }
 
 void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q8Rows& xq,
-                int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf) {
+                int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf,
+                const int64_t* bounds, int64_t n_segments, int64_t segment_stride) {
   const int64_t cols = w.cols;
-  const int64_t nb = cols / kQK;
-  auto store = [&](int64_t i, int64_t r, float v) {
-    y[i * ldy + r] = bias != nullptr ? v + bias[r] : v;
+  const int64_t whole[2] = {0, cols};
+  if (bounds == nullptr) {
+    bounds = whole;
+    n_segments = 1;
+  }
+  auto store = [&](int64_t s, int64_t i, int64_t r, float v) {
+    y[s * segment_stride + i * ldy + r] = bias != nullptr ? v + bias[r] : v;
   };
   switch (w.dtype) {
     case DType::kQ8_0:
@@ -471,9 +476,13 @@ void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q
       // of near-equal sizes (7 rows: one group of 7; 12 rows: 6 + 6; 17 rows: 6 + 6 + 5); a
       // group shares each weight row's unpacking among its rows. Which group a row falls in
       // does not matter: every R-row instance runs the one-row arithmetic per output.
+      // A segment [c0, c1) (c0 a multiple of 64: it starts on a block pair) is the dot product
+      // of a weight row slice and an x slice that starts on a pair of Q8Rows: the call a matrix
+      // holding only those columns would make.
       const int64_t m = i1 - i0;
       const int64_t groups = (m + kMaxGroup - 1) / kMaxGroup;
       const DotFn* dots = DotTable(w.dtype);
+      const int64_t block_bytes = static_cast<int64_t>(RowBytes(w.dtype, kQK));
       for (int64_t gi = 0, i = i0; gi < groups; ++gi) {
         const int g = static_cast<int>(m / groups + (gi < m % groups ? 1 : 0));
         const int8_t* q = xq.q + i * kXPairBytes;    // rows i.. of pair 0
@@ -481,8 +490,12 @@ void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q
         const DotFn dot = dots[g];
         float out[kMaxGroup];  // (g)
         for (int64_t r = r0; r < r1; ++r) {
-          dot(w.Row(r), q, ds, xq.stride, nb, out);
-          for (int k = 0; k < g; ++k) store(i + k, r, out[k]);
+          for (int64_t sg = 0; sg < n_segments; ++sg) {
+            const int64_t b0 = bounds[sg] / kQK, pair0 = bounds[sg] / (2 * kQK);
+            dot(w.Row(r) + b0 * block_bytes, q + pair0 * xq.stride * kXPairBytes,
+                ds + pair0 * xq.stride * kXPairFloats, xq.stride, bounds[sg + 1] / kQK - b0, out);
+            for (int k = 0; k < g; ++k) store(sg, i + k, r, out[k]);
+          }
         }
         i += g;
       }
@@ -495,15 +508,18 @@ void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q
         const float* xi = x + i * cols;
         for (int64_t r = r0; r < r1; ++r) {
           const uint8_t* wr = w.Row(r);
-          float v;
-          if (w.dtype == DType::kF32) {
-            v = DotFloat(xi, reinterpret_cast<const float*>(wr), cols);
-          } else if (w.dtype == DType::kF16) {
-            v = DotFloat(xi, reinterpret_cast<const hwy::float16_t*>(wr), cols);
-          } else {
-            v = DotFloat(xi, reinterpret_cast<const hwy::bfloat16_t*>(wr), cols);
+          for (int64_t sg = 0; sg < n_segments; ++sg) {
+            const int64_t c0 = bounds[sg], len = bounds[sg + 1] - c0;
+            float v;
+            if (w.dtype == DType::kF32) {
+              v = DotFloat(xi + c0, reinterpret_cast<const float*>(wr) + c0, len);
+            } else if (w.dtype == DType::kF16) {
+              v = DotFloat(xi + c0, reinterpret_cast<const hwy::float16_t*>(wr) + c0, len);
+            } else {
+              v = DotFloat(xi + c0, reinterpret_cast<const hwy::bfloat16_t*>(wr) + c0, len);
+            }
+            store(sg, i, r, v);
           }
-          store(i, r, v);
         }
       }
       return;
@@ -514,7 +530,10 @@ void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q
         DequantizeRow(w.dtype, w.Row(r), wbuf + (r - r0) * cols, cols);
       for (int64_t i = i0; i < i1; ++i) {
         for (int64_t r = r0; r < r1; ++r) {
-          store(i, r, DotFloat(x + i * cols, wbuf + (r - r0) * cols, cols));
+          for (int64_t sg = 0; sg < n_segments; ++sg) {
+            const int64_t c0 = bounds[sg], len = bounds[sg + 1] - c0;
+            store(sg, i, r, DotFloat(x + i * cols + c0, wbuf + (r - r0) * cols + c0, len));
+          }
         }
       }
       return;
@@ -539,8 +558,10 @@ void QuantizeActivationRow(const float* x, int64_t cols, int64_t stride, int8_t*
 }
 
 void MatMulTile(const Matrix& w, int64_t r0, int64_t r1, const float* x, const Q8Rows& xq,
-                int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf) {
-  HWY_DYNAMIC_DISPATCH(MatMulTile)(w, r0, r1, x, xq, i0, i1, y, ldy, bias, wbuf);
+                int64_t i0, int64_t i1, float* y, int64_t ldy, const float* bias, float* wbuf,
+                const int64_t* bounds, int64_t n_segments, int64_t segment_stride) {
+  HWY_DYNAMIC_DISPATCH(MatMulTile)
+  (w, r0, r1, x, xq, i0, i1, y, ldy, bias, wbuf, bounds, n_segments, segment_stride);
 }
 
 const char* MatMulTargetName() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }

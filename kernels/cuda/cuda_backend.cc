@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -169,6 +170,50 @@ class CudaBackendImpl final : public CudaBackend {
     }
     cuda::LaunchMatMul(w.dtype, w.data, w.rows, w.cols, w.row_bytes, x, n, y, bias, stream_);
     CheckLaunch(__FILE__, __LINE__, "MatMul");
+  }
+
+  // One MatMul per segment on a column view of w; for n > 1 the segment's x columns are first
+  // copied into contiguous rows (one strided 2-D copy).
+  void MatMulSegments(const Matrix& w, const float* x, int64_t n, std::span<const int64_t> bounds,
+                      float* y) override {
+    if (!Begin("MatMulSegments", n)) return;
+    if (!CheckMatrix("MatMulSegments", w) ||
+        !Check(bounds.size() >= 2 && bounds.front() == 0 && bounds.back() == w.cols,
+               "MatMulSegments: bounds must run from 0 to the matrix's columns")) {
+      return;
+    }
+    const int64_t block = GetDTypeInfo(w.dtype).block_elems;
+    for (size_t sg = 0; sg + 1 < bounds.size(); ++sg) {
+      const int64_t c0 = bounds[sg], c1 = bounds[sg + 1];
+      if (!Check(c0 < c1 && c0 % block == 0, "MatMulSegments: bound ", c0,
+                 " not on a quantization block")) {
+        return;
+      }
+      Matrix part = w;
+      part.data = static_cast<const uint8_t*>(w.data) + RowBytes(w.dtype, c0);
+      part.cols = c1 - c0;
+      const float* xs = x + c0;
+      if (n > 1) {
+        const size_t bytes = static_cast<size_t>(n * (c1 - c0)) * sizeof(float);
+        if (segment_x_.size() < bytes) {
+          Status s = cudaStreamSynchronize(stream_) == cudaSuccess
+                         ? absl::OkStatus()
+                         : absl::InternalError("MatMulSegments: stream synchronize failed");
+          if (!s.ok()) return Record(std::move(s));
+          segment_x_ = DeviceBuffer();
+          StatusOr<DeviceBuffer> buf = Alloc(bytes);
+          if (!buf.ok()) return Record(buf.status());
+          segment_x_ = *std::move(buf);
+        }
+        if (cudaMemcpy2DAsync(segment_x_.data(), (c1 - c0) * sizeof(float), x + c0,
+                              w.cols * sizeof(float), (c1 - c0) * sizeof(float), n,
+                              cudaMemcpyDeviceToDevice, stream_) != cudaSuccess) {
+          return Record(absl::InternalError("MatMulSegments: strided copy of x failed"));
+        }
+        xs = segment_x_.as<float>();
+      }
+      MatMul(part, xs, n, y + static_cast<int64_t>(sg) * n * w.rows, nullptr);
+    }
   }
 
   void Embed(const Matrix& table, const int32_t* ids, int64_t n, float* out) override {
@@ -366,8 +411,9 @@ class CudaBackendImpl final : public CudaBackend {
   const CudaBackendOptions options_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
-  DeviceBuffer err_word_;  // one int: ErrorBits set by kernels
-  DeviceBuffer scratch_;   // x rounded to f16/bf16 for the cuBLASLt path
+  DeviceBuffer err_word_;   // one int: ErrorBits set by kernels
+  DeviceBuffer scratch_;    // x rounded to f16/bf16 for the cuBLASLt path
+  DeviceBuffer segment_x_;  // MatMulSegments: one segment's x columns, contiguous
   std::unique_ptr<cuda::CublasLtMatmul> cublaslt_;
   Status status_;
 };

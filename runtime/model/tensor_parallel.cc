@@ -39,6 +39,24 @@ ShardDims DimsOf(const ModelConfig& config, int64_t vocab_block) {
   return dims;
 }
 
+// The run of a layer's local parts (see RowParallelRun); `local` is the rank's input columns of
+// the full weight, which the parts tile in order.
+StatusOr<RowParallelRun> MakeRun(const Matrix& full, const std::vector<RowParallelPart>& parts,
+                                 Range local, const char* what) {
+  RowParallelRun run;
+  TS_ASSIGN_OR_RETURN(run.w, ColumnSlice(full, local, what));
+  run.bounds.push_back(0);
+  for (const RowParallelPart& part : parts) {
+    if (part.cols.begin != run.bounds.back() || part.cols.begin % 64 != 0 ||
+        part.cols.size() == 0) {
+      return RowParallelRun{};
+    }
+    run.bounds.push_back(part.cols.end);
+  }
+  if (run.bounds.back() != local.size()) return RowParallelRun{};
+  return run;
+}
+
 }  // namespace
 
 StatusOr<GranuleLayout> MakeGranuleLayout(const ModelWeights& weights, const ShardPlan& plan) {
@@ -58,8 +76,12 @@ StatusOr<GranuleLayout> MakeGranuleLayout(const ModelWeights& weights, const Sha
       wo.push_back({wo_k, {o.begin - plan.q_cols.begin, o.end - plan.q_cols.begin}});
       down.push_back({down_k, {f.begin - plan.ffn.begin, f.end - plan.ffn.begin}});
     }
+    TS_ASSIGN_OR_RETURN(RowParallelRun wo_run, MakeRun(full.wo, wo, plan.q_cols, "o_proj"));
+    TS_ASSIGN_OR_RETURN(RowParallelRun down_run, MakeRun(full.w_down, down, plan.ffn, "down_proj"));
     g.wo.push_back(std::move(wo));
     g.down.push_back(std::move(down));
+    g.wo_run.push_back(std::move(wo_run));
+    g.down_run.push_back(std::move(down_run));
   }
   return g;
 }
@@ -75,6 +97,8 @@ GranuleLayout SingleProcessGranules(const ModelConfig& config, const ModelWeight
   for (const LayerWeights& full : weights.layers) {
     g.wo.push_back({{full.wo, Range{0, full.wo.cols}}});
     g.down.push_back({{full.w_down, Range{0, full.w_down.cols}}});
+    g.wo_run.emplace_back();
+    g.down_run.emplace_back();
   }
   return g;
 }

@@ -30,12 +30,21 @@ struct RowParallelPart {
   Matrix w;    // the granule's columns of the whole weight
   Range cols;  // the same columns in the rank's local input (attention output / intermediate)
 };
+// All of a layer's local granules in one matrix (the rank's whole local o_proj / down_proj) and
+// their column bounds within it, for Backend::MatMulSegments: one pass over the weight rows
+// instead of one strided pass per granule. Empty bounds when a granule boundary is not a multiple
+// of 64 columns (the kernels' block-pair unit); then the parts are multiplied one by one.
+struct RowParallelRun {
+  Matrix w;
+  std::vector<int64_t> bounds;
+};
 struct GranuleLayout {
   int64_t total = 1;                 // granules in the model
   Range local{0, 1};                 // this rank's
   std::vector<Range> rank_granules;  // (world) each rank's granules, for the gather
   int64_t max_local = 1;             // most granules a rank holds
   std::vector<std::vector<RowParallelPart>> wo, down;  // (layers, local granules)
+  std::vector<RowParallelRun> wo_run, down_run;        // (layers)
 };
 
 // BadInput naming --tp when a granule's columns do not fall on a weight's quantization blocks

@@ -42,8 +42,9 @@ Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights,
   if (tp != nullptr) gathered_.resize(tp->comm()->size() * partials_.size());
 }
 
-Status Transformer::RowParallelMatMul(const std::vector<RowParallelPart>& parts, const float* x,
-                                      int64_t n, int64_t x_cols, float* y) {
+Status Transformer::RowParallelMatMul(const std::vector<RowParallelPart>& parts,
+                                      const RowParallelRun& run, const float* x, int64_t n,
+                                      int64_t x_cols, float* y) {
   Backend& b = *backend_;
   const int64_t hidden = config_.hidden_size;
   const int64_t block = n * hidden;
@@ -51,23 +52,28 @@ Status Transformer::RowParallelMatMul(const std::vector<RowParallelPart>& parts,
     b.MatMul(parts[0].w, x, n, y);
     return absl::OkStatus();
   }
-  for (size_t j = 0; j < parts.size(); ++j) {
-    const RowParallelPart& part = parts[j];
-    float* out = partials_.data() + j * block;
-    const int64_t cols = part.cols.size();
-    if (cols == 0) {
-      std::fill(out, out + block, 0.0f);
-      continue;
-    }
-    const float* xj = x + part.cols.begin;  // one row: the granule's columns are contiguous
-    if (n > 1 && cols != x_cols) {
-      for (int64_t i = 0; i < n; ++i) {
-        std::memcpy(granule_x_.data() + i * cols, x + i * x_cols + part.cols.begin,
-                    cols * sizeof(float));
+  if (!run.bounds.empty()) {
+    // Every local granule in one pass over the weight rows (the same bits as the parts).
+    b.MatMulSegments(run.w, x, n, run.bounds, partials_.data());
+  } else {
+    for (size_t j = 0; j < parts.size(); ++j) {
+      const RowParallelPart& part = parts[j];
+      float* out = partials_.data() + j * block;
+      const int64_t cols = part.cols.size();
+      if (cols == 0) {
+        std::fill(out, out + block, 0.0f);
+        continue;
       }
-      xj = granule_x_.data();
+      const float* xj = x + part.cols.begin;  // one row: the granule's columns are contiguous
+      if (n > 1 && cols != x_cols) {
+        for (int64_t i = 0; i < n; ++i) {
+          std::memcpy(granule_x_.data() + i * cols, x + i * x_cols + part.cols.begin,
+                      cols * sizeof(float));
+        }
+        xj = granule_x_.data();
+      }
+      b.MatMul(part.w, xj, n, out);
     }
-    b.MatMul(part.w, xj, n, out);
   }
   // Granule g's partial: in partials_ (one process), or in slot (rank, g - rank's first) of the
   // gathered partials, every rank sending max_local slots.
@@ -154,7 +160,7 @@ Status Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& 
   const KvLayerView kv = cache.Layer(l);
   b.StoreKv(kv, k_.data(), v_.data(), n, batch.slots.data());
   b.Attention(q_.data(), n, c.n_heads, kv, batch.mask, attn_scale_, att_.data());
-  TS_RETURN_IF_ERROR(RowParallelMatMul(granules_->wo[l], att_.data(), n,
+  TS_RETURN_IF_ERROR(RowParallelMatMul(granules_->wo[l], granules_->wo_run[l], att_.data(), n,
                                        static_cast<int64_t>(c.n_heads) * c.head_dim, h_.data()));
   b.Add(x_.data(), h_.data(), n * hidden);
 
@@ -163,8 +169,8 @@ Status Transformer::Layer(int l, int64_t n, const ForwardBatch& batch, KvCache& 
   b.MatMul(w.w_gate, h_.data(), n, gate_.data());
   b.MatMul(w.w_up, h_.data(), n, up_.data());
   b.SwiGlu(gate_.data(), up_.data(), n, c.intermediate_size, gate_.data());
-  TS_RETURN_IF_ERROR(
-      RowParallelMatMul(granules_->down[l], gate_.data(), n, c.intermediate_size, h_.data()));
+  TS_RETURN_IF_ERROR(RowParallelMatMul(granules_->down[l], granules_->down_run[l], gate_.data(), n,
+                                       c.intermediate_size, h_.data()));
   b.Add(x_.data(), h_.data(), n * hidden);
   return absl::OkStatus();
 }

@@ -68,8 +68,8 @@ class Transformer {
   // y (n, hidden) = x (n, local input) * W^T of a row-parallel matmul (o_proj or down_proj) as the
   // ordered sum of its reduction granules' partial products (parallel/shard_plan.h): the same
   // bits in one process and at every TP degree. Under TP the ranks all-gather their partials.
-  Status RowParallelMatMul(const std::vector<RowParallelPart>& parts, const float* x, int64_t n,
-                           int64_t x_cols, float* y);
+  Status RowParallelMatMul(const std::vector<RowParallelPart>& parts, const RowParallelRun& run,
+                           const float* x, int64_t n, int64_t x_cols, float* y);
   // Final norm + lm_head over the first m rows of out_rows_.
   void Head(int64_t m, float* logits);
 

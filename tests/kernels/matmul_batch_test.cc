@@ -124,3 +124,55 @@ TEST(MatMulSmallBatch, ThreadSplitCoversEveryWeightRow) {
 
 }  // namespace
 }  // namespace ts
+
+namespace ts {
+namespace {
+
+// MatMulSegments (the row-parallel granules in one pass): each segment's products are the bits
+// of MatMul on a separate matrix holding only that segment's columns, fed only those x columns,
+// for every dtype, batch sizes 1..9 (one and two kernel groups), 1 and 2 threads, on every SIMD
+// target. Bounds: multiples of 64 (block pairs), a last segment with an odd block count, and
+// K-quant super-blocks.
+TEST(MatMulSegments, EachSegmentEqualsItsColumnsAlone) {
+  testing::ForEachSimdTarget([] {
+    for (DType t : kAllDTypes) {
+      const bool k_quant = GetDTypeInfo(t).block_elems == 256;
+      const std::vector<int64_t> bounds = k_quant ? std::vector<int64_t>{0, 256, 768, 1024}
+                                                  : std::vector<int64_t>{0, 192, 320, 544};
+      const int64_t cols = bounds.back(), rows = 37;
+      SCOPED_TRACE(DTypeName(t));
+      const auto tm = MakeTestMatrix(t, rows, cols, 51);
+      const std::vector<float> x = RandomFloats(9 * cols, 52);
+      for (int threads : {1, 2}) {
+        auto b = MakeCpuBackend(threads);
+        for (int64_t n : {1, 4, 9}) {
+          const int64_t segs = static_cast<int64_t>(bounds.size()) - 1;
+          PaddedBuffer y(segs * n * rows);
+          b->MatMulSegments(tm.m, x.data(), n, bounds, y.data());
+          ASSERT_TRUE(y.PaddingIntact());
+          for (int64_t s = 0; s < segs; ++s) {
+            const int64_t c0 = bounds[s], len = bounds[s + 1] - c0;
+            // The segment as its own matrix (rows copied out) and its own x rows.
+            const size_t rb = RowBytes(t, len), off = RowBytes(t, c0);
+            std::vector<uint8_t> bytes(rb * rows);
+            for (int64_t r = 0; r < rows; ++r) {
+              std::memcpy(bytes.data() + r * rb, tm.bytes.data() + r * tm.m.row_bytes + off, rb);
+            }
+            const Matrix part{bytes.data(), t, rows, len, rb};
+            std::vector<float> xs(n * len);
+            for (int64_t i = 0; i < n; ++i) {
+              std::memcpy(xs.data() + i * len, x.data() + i * cols + c0, len * sizeof(float));
+            }
+            std::vector<float> want(n * rows);
+            b->MatMul(part, xs.data(), n, want.data());
+            ASSERT_EQ(std::memcmp(y.data() + s * n * rows, want.data(), want.size() * 4), 0)
+                << "segment " << s << ", n " << n << ", " << threads << " thread(s)";
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace ts
