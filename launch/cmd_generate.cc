@@ -353,13 +353,17 @@ Status RunGenerate(const GenerateArgs& args) {
   if (!args.output.empty() && printer) {
     ids_out.reset(std::fopen(args.output.c_str(), args.resume ? "a" : "w"));
     if (ids_out == nullptr) {
-      return BadInput("--output: cannot open '", args.output, "' for writing");
+      return RuntimeFailure("--output: cannot open '", args.output, "' for writing");
     }
   }
   std::vector<int32_t> context = prompt_ids;
   context.insert(context.end(), resumed.begin(), resumed.end());
   StreamSink sink(*model.tokenizer, !args.quiet && printer, args.max_new_tokens,
                   static_cast<int64_t>(resumed.size()), ids_out.get());
+  if (context.size() > 4096) {  // minutes on a CPU: say what the silence is
+    spdlog::info("prefilling {} tokens ({} prompt + {} resumed)", context.size(), prompt_ids.size(),
+                 resumed.size());
+  }
   StatusOr<GenerationResult> generated_or = Generate(*decoder, context, limits, &sink);
   if (!generated_or.ok() && comm != nullptr) {
     // The other ranks wait in a collective: end them all now, not at their deadline.
