@@ -1,6 +1,7 @@
 #include "launch/cli_common.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -55,9 +56,20 @@ StatusOr<std::unique_ptr<Backend>> MakeBackend(const BackendOptions& options) {
   return MakeCpuBackend(threads);
 }
 
+Status CheckWritable(const std::string& path, const std::string& flag) {
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(path, ec);
+  {
+    std::ofstream out(path, std::ios::app);
+    if (!out) return RuntimeFailure(flag, ": cannot write '", path, "'");
+  }
+  if (!existed) std::filesystem::remove(path, ec);
+  return absl::OkStatus();
+}
+
 Status WriteJson(const std::string& path, const nlohmann::json& json) {
   std::ofstream out(path);
-  if (!out) return BadInput(path, ": cannot open for writing");
+  if (!out) return RuntimeFailure(path, ": cannot open for writing");
   out << json.dump(2) << "\n";
   out.close();  // the bytes reach the file (or fail to) here, not at the destructor
   if (!out) return RuntimeFailure(path, ": write failed (the statistics were not saved)");

@@ -60,6 +60,9 @@ StatusOr<DType> ParseKvDtype(const std::string& name);
 // command's defaults first). Values are checked later by Validate(SamplingParams).
 void AddSamplingOptions(CLI::App* app, SamplingParams* params);
 
+// Before a long run: RuntimeFailure naming `flag` when `path` cannot be written, so results are
+// not computed only to be lost at the end. Leaves no file behind where there was none.
+Status CheckWritable(const std::string& path, const std::string& flag);
 Status WriteJson(const std::string& path, const nlohmann::json& json);
 StatusOr<std::string> ReadFile(const std::string& path, const std::string& flag);
 

@@ -165,7 +165,7 @@ std::string ModelName(const std::string& path) {
 
 Status WriteText(const std::string& path, const std::string& flag, const std::string& text) {
   std::ofstream out(path);
-  if (!out) return BadInput(flag, ": cannot open '", path, "' for writing");
+  if (!out) return RuntimeFailure(flag, ": cannot open '", path, "' for writing");
   out << text;
   if (!out) return RuntimeFailure(path, ": write failed");
   return absl::OkStatus();
@@ -176,13 +176,18 @@ Status ResolveOutputs(const BenchArgs& args, std::string* json, std::string* md,
   *json = args.json;
   *md = args.markdown;
   *svg = args.plot;
-  if (args.out_dir.empty()) return absl::OkStatus();
-  std::error_code ec;
-  fs::create_directories(args.out_dir, ec);
-  if (ec) return BadInput("--out-dir: cannot create '", args.out_dir, "': ", ec.message());
-  if (json->empty()) *json = (fs::path(args.out_dir) / "bench.json").string();
-  if (md->empty()) *md = (fs::path(args.out_dir) / "bench.md").string();
-  if (svg->empty()) *svg = (fs::path(args.out_dir) / "bench.svg").string();
+  if (!args.out_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(args.out_dir, ec);
+    if (ec) return BadInput("--out-dir: cannot create '", args.out_dir, "': ", ec.message());
+    if (json->empty()) *json = (fs::path(args.out_dir) / "bench.json").string();
+    if (md->empty()) *md = (fs::path(args.out_dir) / "bench.md").string();
+    if (svg->empty()) *svg = (fs::path(args.out_dir) / "bench.svg").string();
+  }
+  for (const auto& [path, flag] :
+       {std::pair{json, "--json"}, {md, "--markdown"}, {svg, "--plot"}}) {
+    if (!path->empty()) TS_RETURN_IF_ERROR(CheckWritable(*path, flag));
+  }
   return absl::OkStatus();
 }
 

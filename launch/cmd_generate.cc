@@ -170,6 +170,7 @@ StatusOr<JobInput> ReadJobInput(const GenerateArgs& args, const Model& model) {
   if (args.chat) {
     TS_ASSIGN_OR_RETURN(prompt, ApplyChatTemplate(*model.tokenizer, prompt));
   }
+  if (!args.stats_json.empty()) TS_RETURN_IF_ERROR(CheckWritable(args.stats_json, "--stats-json"));
   JobInput input;
   input.prompt_ids = model.tokenizer->Encode(prompt, /*add_special=*/true);
   if (input.prompt_ids.empty()) return BadInput("--prompt: the prompt encodes to no tokens");

@@ -27,6 +27,7 @@ Status RunScore(const ScoreArgs& args) {
   const std::vector<int32_t> ids = model.tokenizer->Encode(text, /*add_special=*/true);
   const int64_t window = std::min<int64_t>(args.ctx_size > 0 ? args.ctx_size : config.max_position,
                                            static_cast<int64_t>(ids.size()));
+  if (!args.stats_json.empty()) TS_RETURN_IF_ERROR(CheckWritable(args.stats_json, "--stats-json"));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
                       KvCache::Create(config, std::max<int64_t>(window, 2), kv_dtype));

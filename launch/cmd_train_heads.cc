@@ -237,6 +237,9 @@ StatusOr<PreparedData> PrepareData(const TrainHeadsArgs& args, std::span<const s
 
 Status RunTrainHeads(const TrainHeadsArgs& args) {
   TS_RETURN_IF_ERROR(Validate(args));
+  // Training takes minutes to hours: refuse outputs that cannot be written before it starts.
+  TS_RETURN_IF_ERROR(CheckWritable(args.output, "--output"));
+  if (!args.stats_json.empty()) TS_RETURN_IF_ERROR(CheckWritable(args.stats_json, "--stats-json"));
   const DType out_dtype =
       args.dtype == "f32" ? DType::kF32 : (args.dtype == "f16" ? DType::kF16 : DType::kBF16);
   std::vector<std::string> texts;

@@ -167,6 +167,16 @@ PY
     --output "$tmp/nodir/x.ids"
   expect_error 1 "/proc/version" -- generate --model "$model" --prompt hi -n 4 --threads 2 \
     --output /proc/version
+  # Outputs are checked before the work: nothing is computed only to be lost.
+  expect_error 1 "--json" -- bench --model "$model" --mode ar --gen-tokens 64 -t 2 \
+    --json /proc/version/x.json
+  grep -q "tok/s" "$tmp/out" && bad "bench ran before refusing --json" || ok
+  expect_error 1 "--output" -- train-heads --model "$model" -o /proc/version/h.safetensors
+  expect_error 1 "--stats-json" -- score --model "$model" --text-file "$0" --stats-json /proc/x
+  # The check leaves no file behind when the job then fails (here on -n past the context).
+  expect_error 2 "--max-new-tokens" -- generate --model "$model" --prompt hi -n 9000 \
+    --stats-json "$tmp/probe.json"
+  [ -e "$tmp/probe.json" ] && bad "the writability check left probe.json" || ok
   expect_error 2 "--gen-tokens" -- bench --model "$model" --mode ar --gen-tokens 3000000000
   expect_error 2 "--prompt-tokens" -- bench --model "$model" --mode ar --prompt-tokens -4
   printf '17\nfoo\n' >"$tmp/junk.ids"
