@@ -554,6 +554,82 @@ void CheckElementwise(Harness& h, CudaBackend* b, std::mt19937& rng) {
   }
 }
 
+// KeyScores (partial-cache importance) against a double reference, f32 and bf16 keys, head_dim 64
+// and 128, a slot range that does not start at 0.
+void CheckKeyScores(Harness& h, CudaBackend* b, std::mt19937& rng) {
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (int head_dim : {64, 128}) {
+      Dev dev(b);
+      const int n_kv = 2;
+      const int64_t capacity = 5000, lo = 37, hi = 4900;
+      TestCache c = MakeCache(dev, dtype, n_kv, head_dim, capacity, rng);
+      const auto q = RandomFloats(head_dim, rng);
+      float* out = dev.Output(hi - lo);
+      b->KeyScores(c.view, 1, dev.Upload(q), lo, hi, out);
+      const std::string name = absl::StrCat("KeyScores ", TypeName(dtype), " hd=", head_dim);
+      if (!Sync(h, b, dev, name)) continue;
+      const auto got = dev.Download(out, hi - lo);
+      std::vector<double> ref(hi - lo);
+      for (int64_t i = 0; i < hi - lo; ++i) {
+        double s = 0;
+        for (int d = 0; d < head_dim; ++d) {
+          s += static_cast<double>(q[d]) * c.k[(capacity + lo + i) * head_dim + d];
+        }
+        ref[i] = s;
+      }
+      const double e = Nmse(ref, got.data());
+      const bool pad = dev.PadIntact(out, hi - lo);
+      h.Report(name, e < 1e-12 && pad, absl::StrCat("nmse=", Fmt(e)));
+    }
+  }
+}
+
+// MatMulSegments: each segment's products are the bits of MatMul on that column slice alone.
+void CheckMatMulSegments(Harness& h, CudaBackend* b, std::mt19937& rng) {
+  for (DType t : kAllTypes) {
+    Dev dev(b);
+    const bool k_quant = GetDTypeInfo(t).block_elems == 256;
+    const std::vector<int64_t> bounds =
+        k_quant ? std::vector<int64_t>{0, 256, 768, 1024} : std::vector<int64_t>{0, 192, 320, 544};
+    const int64_t rows = 40, cols = bounds.back();
+    const auto bytes = RandomMatrixBytes(t, rows, cols, rng);
+    const Matrix w = dev.UploadMatrix(t, rows, cols, bytes);
+    for (int64_t n : {int64_t{1}, int64_t{5}}) {
+      const auto x = RandomFloats(n * cols, rng);
+      const float* dx = dev.Upload(x);
+      const int64_t segs = static_cast<int64_t>(bounds.size()) - 1;
+      float* y = dev.Output(segs * n * rows);
+      b->MatMulSegments(w, dx, n, bounds, y);
+      const std::string name = absl::StrCat("MatMulSegments ", TypeName(t), " n=", n);
+      bool same = true;
+      for (int64_t sg = 0; sg < segs && same; ++sg) {
+        const int64_t c0 = bounds[sg], len = bounds[sg + 1] - c0;
+        std::vector<uint8_t> part_bytes(RowBytes(t, len) * rows);
+        for (int64_t r = 0; r < rows; ++r) {
+          std::memcpy(part_bytes.data() + r * RowBytes(t, len),
+                      bytes.data() + r * RowBytes(t, cols) + RowBytes(t, c0), RowBytes(t, len));
+        }
+        const Matrix part = dev.UploadMatrix(t, rows, len, part_bytes);
+        std::vector<float> xs(n * len);
+        for (int64_t i = 0; i < n; ++i) {
+          std::memcpy(xs.data() + i * len, x.data() + i * cols + c0, len * sizeof(float));
+        }
+        float* want = dev.Output(n * rows);
+        b->MatMul(part, dev.Upload(xs), n, want, nullptr);
+        if (!Sync(h, b, dev, name)) {
+          same = false;
+          break;
+        }
+        const auto got_s = dev.Download(y + sg * n * rows, n * rows);
+        const auto want_s = dev.Download(want, n * rows);
+        same = std::memcmp(got_s.data(), want_s.data(), n * rows * 4) == 0;
+      }
+      h.Report(name, same && dev.ok() && dev.PadIntact(y, segs * n * rows),
+               same ? "each segment bit-exact with its columns alone" : "a segment differs");
+    }
+  }
+}
+
 // A bad token id must surface as an error at Synchronize, not as silent output.
 void CheckErrorReporting(Harness& h, int device) {
   auto backend = CreateCudaBackend(device);
@@ -606,6 +682,8 @@ int main(int argc, char** argv) {
   CheckAttentionAccuracy(h, backend->get(), rng);
   CheckAttentionInvariance(h, backend->get(), rng);
   CheckElementwise(h, backend->get(), rng);
+  CheckKeyScores(h, backend->get(), rng);
+  CheckMatMulSegments(h, backend->get(), rng);
   CheckErrorReporting(h, device);
   std::printf("%d passed, %d failed\n", h.passed(), h.failed());
   return h.failed() == 0 ? 0 : 1;
