@@ -136,8 +136,8 @@ Status CheckResume(const std::string& output, const std::string& path, const Job
   std::ifstream in(path);
   if (!in) {
     return BadInput("--resume: '", output, "' has no '", path,
-                    "' beside it, so it cannot be checked against this job (run without --resume "
-                    "to start over)");
+                    "' beside it, so it cannot be checked against this job (written by another "
+                    "program or an older tokenswift; move it aside to start the job over)");
   }
   const nlohmann::json there = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (there.is_discarded() || !there.is_object() || there.value("format", "") != kFormat) {
