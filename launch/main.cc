@@ -30,6 +30,7 @@ void CheckIntegerFlags(CLI::App* app) {
 int main(int argc, char** argv) {
   CLI::App app{"tokenswift: ultra-long text generation with TokenSwift, exactly lossless"};
   app.require_subcommand(1);
+  app.fallthrough();  // --log-level after the subcommand too, as llama.cpp users type it
   std::string log_level = "warn";
   ts::SetupLogging(log_level, /*rank=*/0);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")

@@ -167,6 +167,9 @@ PY
     --output "$tmp/nodir/x.ids"
   expect_error 1 "/proc/version" -- generate --model "$model" --prompt hi -n 4 --threads 2 \
     --output /proc/version
+  # --log-level is accepted after the subcommand too.
+  "$ts" generate --model "$model" -p hi -n 2 -t 2 -q --log-level info >/dev/null 2>"$tmp/err" \
+    && grep -q "\[info\]" "$tmp/err" && ok || bad "--log-level after generate: $(cat "$tmp/err")"
   # Outputs are checked before the work: nothing is computed only to be lost.
   expect_error 1 "--json" -- bench --model "$model" --mode ar --gen-tokens 64 -t 2 \
     --json /proc/version/x.json
