@@ -124,9 +124,9 @@ void PartialKvCache::PickImportant(const KvLayerView& view, int head, const floa
   // total order, so the set is unique whatever the algorithm. NaN ranks last (-inf) and -0 is
   // made +0 (they compare equal, and the radix keys below must agree with the comparison).
   // Radix pass: a histogram of the top kRadixBits of each score's order-preserving key finds the
-  // bucket holding the k-th; buckets above it are taken whole, the boundary bucket's candidates
-  // go through nth_element with the exact order. O(n), against O(n log n)-ish nth_element over
-  // every position through an index indirection.
+  // bucket holding the k-th; buckets above it are taken whole, only the boundary bucket's
+  // candidates go through nth_element with the exact order, and the chosen positions come out
+  // in increasing order (no sort afterwards).
   uint32_t* keys = keys_.data();
   std::fill(histogram_.begin(), histogram_.end(), 0);
   for (int64_t i = lo; i < hi; ++i) {
@@ -199,8 +199,10 @@ Status PartialKvCache::ComputeSelection(const KvCache& full, int64_t committed_l
       int32_t* row = out->Row(l, g);
       for (int64_t i = 0; i < n_sink; ++i) row[i] = static_cast<int32_t>(i);
       // committed_len > budget >= selected, so [n_sink, committed_len - recent) holds > k.
-      PickImportant(view, g, q_layer + static_cast<size_t>(g) * group * head_dim_, n_sink,
-                    committed_len - recent, k, row + n_sink);
+      if (k > 0) {  // k = 0: the budget is all sinks, recent window and reselect room
+        PickImportant(view, g, q_layer + static_cast<size_t>(g) * group * head_dim_, n_sink,
+                      committed_len - recent, k, row + n_sink);
+      }
       for (int64_t i = 0; i < recent; ++i) {
         row[n_sink + k + i] = static_cast<int32_t>(committed_len - recent + i);
       }

@@ -228,6 +228,23 @@ TEST_P(PartialCacheTest, Select_HeadsOfOneLayerChooseDifferentPositions) {
   EXPECT_FALSE(std::equal(a.begin(), a.end(), b.begin(), b.end()));
 }
 
+// A budget of only sinks, recent window and reselect room: nothing to pick by importance.
+TEST_P(PartialCacheTest, Select_BudgetWithoutImportantSlots) {
+  PartialCacheConfig c = SmallConfig(/*room=*/32);  // 16 sinks + 16 recent + 32 room = 64
+  auto full = RandomFull(GetParam(), 13);
+  auto partial = MakePartial(GetParam(), c);
+  ASSERT_TRUE(partial->Select(*full, 200, RandomQueries(14)).ok());
+  EXPECT_EQ(partial->used(), 32);
+  for (int l = 0; l < kLayers; ++l) {
+    for (int g = 0; g < kKvHeads; ++g) {
+      const auto got = partial->selection().Positions(l, g);
+      EXPECT_EQ(std::vector<int32_t>(got.begin(), got.end()),
+                Reference(*full, 200, RandomQueries(14), c, l, g));
+    }
+  }
+  ExpectRowsCopied(*partial, *full);
+}
+
 TEST_P(PartialCacheTest, Select_LeavesReselectRoomAndMatchesReference) {
   const PartialCacheConfig c = SmallConfig(/*room=*/8);
   auto full = RandomFull(GetParam(), 11);
