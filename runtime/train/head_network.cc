@@ -5,7 +5,7 @@
 #include <cmath>
 #include <utility>
 
-#include "runtime/train/dense_gemm.h"
+#include "kernels/cpu/dense_gemm.h"
 
 namespace ts::train {
 namespace {
@@ -145,10 +145,10 @@ void HeadNetwork<T>::ForwardStreams(const HeadParams<T>& params, const T* hidden
       inv_in_[i * max_rows_ + r] = inv;
       for (int64_t c = 0; c < h; ++c) a[r * h + c] = x[r * h + c] * inv * w[c];
     }
-    GemmNT<T>(pool_, n, h, h, a, h, params.lin(i), h, x_next, h, /*accumulate=*/false);
+    cpu::DenseGemmNT(pool_, n, h, h, a, h, params.lin(i), h, x_next, h, /*accumulate=*/false);
     if (i == 0 && params.has_token_input()) {
-      GemmNT<T>(pool_, n, h, h, tokens, h, params.token_linear.data(), h, x_next, h,
-                /*accumulate=*/true);
+      cpu::DenseGemmNT(pool_, n, h, h, tokens, h, params.token_linear.data(), h, x_next, h,
+                       /*accumulate=*/true);
     }
     if (i == 0 && params.mlp > 0) {  // x_1 += D silu(U [a_0; e])
       const int64_t m = params.mlp;
@@ -156,11 +156,11 @@ void HeadNetwork<T>::ForwardStreams(const HeadParams<T>& params, const T* hidden
         std::copy(a + r * h, a + (r + 1) * h, mlp_in_.begin() + r * 2 * h);
         std::copy(tokens + r * h, tokens + (r + 1) * h, mlp_in_.begin() + r * 2 * h + h);
       }
-      GemmNT<T>(pool_, n, m, 2 * h, mlp_in_.data(), 2 * h, params.mlp_up.data(), 2 * h,
-                mlp_s_.data(), m, /*accumulate=*/false);
+      cpu::DenseGemmNT(pool_, n, m, 2 * h, mlp_in_.data(), 2 * h, params.mlp_up.data(), 2 * h,
+                       mlp_s_.data(), m, /*accumulate=*/false);
       for (int64_t e = 0; e < n * m; ++e) mlp_g_[e] = mlp_s_[e] * Sigmoid(mlp_s_[e]);
-      GemmNT<T>(pool_, n, h, m, mlp_g_.data(), m, params.mlp_down.data(), m, x_next, h,
-                /*accumulate=*/true);
+      cpu::DenseGemmNT(pool_, n, h, m, mlp_g_.data(), m, params.mlp_down.data(), m, x_next, h,
+                       /*accumulate=*/true);
     }
     for (int64_t e = 0; e < n * h; ++e) x_next[e] += x[e];
   }
@@ -184,8 +184,8 @@ void HeadNetwork<T>::Logits(const HeadParams<T>& params, const T* hidden, const 
   ForwardStreams(params, hidden, tokens, n);
   for (int i = 0; i < num_heads_; ++i) {
     PostNorm(params, i, n);
-    GemmNT<T>(pool_, n, vocab_, hidden_, p_.data(), hidden_, lm_head_.data(), hidden_,
-              logits + i * n * vocab_, vocab_, /*accumulate=*/false);
+    cpu::DenseGemmNT(pool_, n, vocab_, hidden_, p_.data(), hidden_, lm_head_.data(), hidden_,
+                     logits + i * n * vocab_, vocab_, /*accumulate=*/false);
   }
 }
 
@@ -241,7 +241,7 @@ template <typename T>
 void HeadNetwork<T>::PostNormBackward(const HeadParams<T>& params, int i, int64_t n,
                                       HeadParams<T>* grad) {
   const int64_t h = hidden_, v = vocab_;
-  GemmNT<T>(pool_, n, h, v, logits_.data(), v, lm_head_t_.data(), v, dp_.data(), h, false);
+  cpu::DenseGemmNT(pool_, n, h, v, logits_.data(), v, lm_head_t_.data(), v, dp_.data(), h, false);
   const T* x = xs_.data() + (i + 1) * max_rows_ * h;
   const T* w = params.post_w(i);
   T* gw = grad->post_w(i);
@@ -270,16 +270,17 @@ void HeadNetwork<T>::ChainBackward(const HeadParams<T>& params, const T* tokens,
     // dW_i (h, h) += dx^T a: C[r][c] = sum over rows of dx[row][r] * a[row][c].
     Transpose(dx_.data(), n, h, dx_t_.data(), max_rows_);
     Transpose(a, n, h, a_t_.data(), max_rows_);
-    GemmNT<T>(pool_, h, h, n, dx_t_.data(), max_rows_, a_t_.data(), max_rows_, grad->lin(i), h,
-              /*accumulate=*/true);
+    cpu::DenseGemmNT(pool_, h, h, n, dx_t_.data(), max_rows_, a_t_.data(), max_rows_, grad->lin(i),
+                     h,
+                     /*accumulate=*/true);
     if (i == 0 && params.has_token_input()) {  // dT += dx^T e
       Transpose(tokens, n, h, a_t_.data(), max_rows_);
-      GemmNT<T>(pool_, h, h, n, dx_t_.data(), max_rows_, a_t_.data(), max_rows_,
-                grad->token_linear.data(), h, /*accumulate=*/true);
+      cpu::DenseGemmNT(pool_, h, h, n, dx_t_.data(), max_rows_, a_t_.data(), max_rows_,
+                       grad->token_linear.data(), h, /*accumulate=*/true);
     }
     // da (n, h) = dx W_i, through W_i^T.
     Transpose(params.lin(i), h, h, w_t_.data(), h);
-    GemmNT<T>(pool_, n, h, h, dx_.data(), h, w_t_.data(), h, da_.data(), h, false);
+    cpu::DenseGemmNT(pool_, n, h, h, dx_.data(), h, w_t_.data(), h, da_.data(), h, false);
     if (i == 0 && params.mlp > 0) MlpBackward(params, n, grad);
     const T* x = xs_.data() + i * max_rows_ * h;
     const T* w = params.in_w(i);
@@ -302,11 +303,11 @@ void HeadNetwork<T>::MlpBackward(const HeadParams<T>& params, int64_t n, HeadPar
   const int64_t h = hidden_, m = params.mlp;
   // dD (h, m) += dx^T silu(s): dx_t_ already holds dx transposed.
   Transpose(mlp_g_.data(), n, m, mlp_t_.data(), max_rows_);
-  GemmNT<T>(pool_, h, m, n, dx_t_.data(), max_rows_, mlp_t_.data(), max_rows_,
-            grad->mlp_down.data(), m, /*accumulate=*/true);
+  cpu::DenseGemmNT(pool_, h, m, n, dx_t_.data(), max_rows_, mlp_t_.data(), max_rows_,
+                   grad->mlp_down.data(), m, /*accumulate=*/true);
   // ds (n, m) = (dx D) * silu'(s), through D^T (m, h); written over silu(s).
   Transpose(params.mlp_down.data(), h, m, mlp_wt_.data(), h);
-  GemmNT<T>(pool_, n, m, h, dx_.data(), h, mlp_wt_.data(), h, mlp_g_.data(), m, false);
+  cpu::DenseGemmNT(pool_, n, m, h, dx_.data(), h, mlp_wt_.data(), h, mlp_g_.data(), m, false);
   for (int64_t e = 0; e < n * m; ++e) {
     const T sig = Sigmoid(mlp_s_[e]);
     mlp_g_[e] *= sig * (T(1) + mlp_s_[e] * (T(1) - sig));
@@ -314,11 +315,12 @@ void HeadNetwork<T>::MlpBackward(const HeadParams<T>& params, int64_t n, HeadPar
   // dU (m, 2h) += ds^T u.
   Transpose(mlp_g_.data(), n, m, mlp_t_.data(), max_rows_);
   Transpose(mlp_in_.data(), n, 2 * h, mlp_ut_.data(), max_rows_);
-  GemmNT<T>(pool_, m, 2 * h, n, mlp_t_.data(), max_rows_, mlp_ut_.data(), max_rows_,
-            grad->mlp_up.data(), 2 * h, /*accumulate=*/true);
+  cpu::DenseGemmNT(pool_, m, 2 * h, n, mlp_t_.data(), max_rows_, mlp_ut_.data(), max_rows_,
+                   grad->mlp_up.data(), 2 * h, /*accumulate=*/true);
   // du (n, 2h) = ds U, through U^T (2h, m); its first half flows into da_0.
   Transpose(params.mlp_up.data(), m, 2 * h, mlp_wt_.data(), m);
-  GemmNT<T>(pool_, n, 2 * h, m, mlp_g_.data(), m, mlp_wt_.data(), m, mlp_du_.data(), 2 * h, false);
+  cpu::DenseGemmNT(pool_, n, 2 * h, m, mlp_g_.data(), m, mlp_wt_.data(), m, mlp_du_.data(), 2 * h,
+                   false);
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t c = 0; c < h; ++c) da_[r * h + c] += mlp_du_[r * 2 * h + c];
   }
@@ -336,7 +338,7 @@ HeadBatchStats HeadNetwork<T>::LossAndGradient(const HeadParams<T>& params, cons
   if (grad != nullptr) grad->SetZero();
   for (int i = 0; i < num_heads_; ++i) {
     PostNorm(params, i, n);
-    GemmNT<T>(pool_, n, v, h, p_.data(), h, lm_head_.data(), h, logits_.data(), v, false);
+    cpu::DenseGemmNT(pool_, n, v, h, p_.data(), h, lm_head_.data(), h, logits_.data(), v, false);
     int64_t count = 0;
     for (int64_t r = 0; r < n; ++r) count += targets[r * num_heads_ + i] >= 0 ? 1 : 0;
     const T coef = count > 0 ? static_cast<T>(weights[i] / static_cast<double>(count)) : T(0);

@@ -9,9 +9,9 @@
 #include <tuple>
 
 #include "common/hash_random.h"
+#include "kernels/cpu/dense_gemm.h"
 #include "kernels/cpu/dequant.h"
 #include "runtime/decode/draft_heads.h"
-#include "runtime/train/dense_gemm.h"
 #include "spdlog/spdlog.h"
 
 namespace ts::train {
@@ -190,7 +190,7 @@ StatusOr<std::unique_ptr<HeadTrainer>> HeadTrainer::Create(const ModelConfig& co
       "train-heads: {} heads, hidden {}, draft vocabulary {} of {}, lm_head f32 {:.0f} MiB (x2), "
       "soft-target weight {}, token input {} (MLP {}), gemm {}",
       nh, h, k, lm.rows, t->lm_head_bytes() / 1048576.0, options.soft_weight, tok ? "on" : "off",
-      mlp, GemmTargetName());
+      mlp, cpu::DenseGemmTargetName());
   return t;
 }
 
@@ -276,8 +276,8 @@ void HeadTrainer::TeacherTargets(const HeadDataset& data, const int64_t* rows, i
       }
       FinalNorm(data.hidden.data() + (rows[r] + 1 + i) * h, dst);
     }
-    GemmNT<float>(pool_.get(), n, k, h, teacher_in_.data(), h, net_->lm_head().data(), h,
-                  teacher_logits_.data(), k, false);
+    cpu::DenseGemmNT(pool_.get(), n, k, h, teacher_in_.data(), h, net_->lm_head().data(), h,
+                     teacher_logits_.data(), k, false);
     auto row_task = [&](int64_t r, int /*thread*/) {
       float* q = soft_.data() + (i * n + r) * k;
       if (data.ahead[rows[r]] < 1 + i) {
@@ -340,8 +340,8 @@ ModelAgreement HeadTrainer::AgreementWithModel(const HeadDataset& data) {
         }
         FinalNorm(data.hidden.data() + (r0 + r + 1 + i) * h, dst);
       }
-      GemmNT<float>(pool_.get(), n, v, h, normed.data(), h, full_lm_.data(), h, model_logits.data(),
-                    v, false);
+      cpu::DenseGemmNT(pool_.get(), n, v, h, normed.data(), h, full_lm_.data(), h,
+                       model_logits.data(), v, false);
       auto row_task = [&](int64_t r, int thread) {
         if (!valid[r]) return;
         const float* z = head_logits.data() + (i * n + r) * k;

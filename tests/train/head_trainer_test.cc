@@ -25,7 +25,6 @@
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/test_model.h"
 #include "runtime/model/transformer.h"
-#include "runtime/train/dense_gemm.h"
 #include "runtime/train/head_data.h"
 #include "runtime/train/head_network.h"
 
@@ -124,31 +123,6 @@ class HeadTrainerTest : public ::testing::Test {
 
 fs::path* HeadTrainerTest::dir_ = nullptr;
 Model* HeadTrainerTest::model_ = nullptr;
-
-TEST_F(HeadTrainerTest, GemmMatchesPlainLoops) {
-  cpu::ThreadPool pool(2);
-  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1},
-                         {5, 7, 13},
-                         {17, 50, 64},
-                         {4, 97, 1030},
-                         {9, 3, 2500}}) {
-    std::vector<double> a(m * k), b(n * k), c(m * n, 1.0);
-    for (size_t j = 0; j < a.size(); ++j) a[j] = HashNormal(1, j);
-    for (size_t j = 0; j < b.size(); ++j) b[j] = HashNormal(2, j);
-    GemmNT<double>(&pool, m, n, k, a.data(), k, b.data(), k, c.data(), n, /*accumulate=*/true);
-    std::vector<float> af(a.begin(), a.end()), bf(b.begin(), b.end()), cf(m * n);
-    GemmNT<float>(nullptr, m, n, k, af.data(), k, bf.data(), k, cf.data(), n, false);
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < n; ++j) {
-        double ref = 0;
-        for (int64_t t = 0; t < k; ++t) ref += a[i * k + t] * b[j * k + t];
-        EXPECT_NEAR(c[i * n + j], ref + 1.0, 1e-9 * (1 + std::sqrt(double(k))))
-            << m << "x" << n << "x" << k << " at " << i << "," << j;
-        EXPECT_NEAR(cf[i * n + j], ref, 1e-4 * std::sqrt(double(k)));
-      }
-    }
-  }
-}
 
 // (a) Every parameter group's gradient against central finite differences of the loss, in f64.
 TEST_F(HeadTrainerTest, GradientMatchesFiniteDifferences) {
