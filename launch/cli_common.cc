@@ -84,4 +84,13 @@ StatusOr<std::string> ReadFile(const std::string& path, const std::string& flag)
   return ss.str();
 }
 
+StatusOr<std::string> ApplyChatTemplate(const Tokenizer& tokenizer, const std::string& prompt) {
+  // ChatML, the template of SmolLM2 and Qwen2 instruct models.
+  const std::vector<int32_t> start = tokenizer.Encode("<|im_start|>", false);
+  if (start.size() != 1 || !tokenizer.IsControl(start[0])) {
+    return BadInput("--chat: the model's vocabulary has no <|im_start|> token (ChatML)");
+  }
+  return "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
+}
+
 }  // namespace ts::cli

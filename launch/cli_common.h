@@ -11,6 +11,7 @@
 #include "kernels/backend.h"
 #include "nlohmann/json.hpp"
 #include "runtime/sampling/sampling_params.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace ts::cli {
 
@@ -65,5 +66,9 @@ void AddSamplingOptions(CLI::App* app, SamplingParams* params);
 Status CheckWritable(const std::string& path, const std::string& flag);
 Status WriteJson(const std::string& path, const nlohmann::json& json);
 StatusOr<std::string> ReadFile(const std::string& path, const std::string& flag);
+
+// The prompt wrapped in the model's chat template (ChatML, the template of SmolLM2 and Qwen2
+// instruct models); BadInput naming --chat when the vocabulary has no <|im_start|> token.
+StatusOr<std::string> ApplyChatTemplate(const Tokenizer& tokenizer, const std::string& prompt);
 
 }  // namespace ts::cli

@@ -46,9 +46,7 @@
 #include "launch/svg_plot.h"
 #include "launch/tensor_parallel_flags.h"
 #include "launch/tokenswift_flags.h"
-#include "runtime/decode/ar_decoder.h"
-#include "runtime/decode/tokenswift_decoder.h"
-#include "runtime/engine/generator.h"
+#include "runtime/engine/job.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
 #include "spdlog/spdlog.h"
@@ -107,50 +105,28 @@ StatusOr<std::vector<int32_t>> BuildPrompt(const BenchArgs& args, const Model& m
 }
 
 struct ModeSetup {
-  const Model* model;
-  Backend* backend;
-  DraftHeads* heads;  // TokenSwift only
+  EngineParts parts;
   TokenSwiftOptions options;
   DType kv_dtype;
   bool rss_reset;
-  const TpShard* shard = nullptr;  // tensor parallel: this rank's slices
-  ShardedSampler* sharded = nullptr;
 };
 
 StatusOr<ModeRun> RunMode(const std::string& mode, const ModeSetup& s, const BenchArgs& args,
                           std::span<const int32_t> prompt) {
-  const ModelConfig& config = s.model->config();
-  const bool tokenswift = mode == "tokenswift";
   if (s.rss_reset) ResetPeakRss();
   ModeRun run;
   run.mode = mode;
-  {
-    // A tree verification writes up to max_nodes slots past the committed prefix.
-    const int64_t capacity = static_cast<int64_t>(prompt.size()) + args.gen_tokens +
-                             (tokenswift ? s.options.tree.max_nodes : 0);
-    const ModelConfig& run_config = s.shard != nullptr ? s.shard->config() : config;
-    const ModelWeights& run_weights = s.shard != nullptr ? s.shard->weights() : s.model->weights();
-    TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
-                        KvCache::Create(run_config, capacity, s.kv_dtype));
-    Transformer transformer(
-        run_config, run_weights, s.backend,
-        tokenswift ? std::max<int64_t>(args.backend.batch_size, s.options.tree.max_nodes)
-                   : args.backend.batch_size,
-        s.shard);
-    std::unique_ptr<Decoder> decoder;
-    if (tokenswift) {
-      decoder = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), s.heads,
-                                                    args.sampling, s.options, s.sharded);
-    } else {
-      decoder = std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling, s.sharded);
-    }
-    GenerationLimits limits;
-    limits.max_new_tokens = args.gen_tokens;
-    limits.ignore_eos = true;
-    ProgressRecorder progress(args.gen_tokens);
-    TS_ASSIGN_OR_RETURN(run.result, Generate(*decoder, prompt, limits, &progress));
-    run.intervals = IntervalSpeeds(progress.marks(), args.interval);
-  }
+  JobSpec spec;
+  spec.prompt_ids.assign(prompt.begin(), prompt.end());
+  spec.max_new_tokens = args.gen_tokens;
+  spec.ignore_eos = true;
+  spec.tokenswift = mode == "tokenswift";
+  spec.sampling = args.sampling;
+  spec.tokenswift_options = s.options;
+  spec.kv_dtype = s.kv_dtype;
+  ProgressRecorder progress(args.gen_tokens);
+  TS_ASSIGN_OR_RETURN(run.result, RunJob(s.parts, spec, &progress));
+  run.intervals = IntervalSpeeds(progress.marks(), args.interval);
   run.peak_rss_bytes = s.rss_reset ? PeakRssSinceResetBytes() : PeakRssBytes();
   return run;
 }
@@ -312,8 +288,7 @@ Status RunBench(const BenchArgs& args) {
                                      : "getrusage_process_peak (clear_refs reset refused: "
                                        "figures include earlier modes)";
   // Tensor parallel: every rank runs both modes; rank 0 prints and writes the reports.
-  TS_ASSIGN_OR_RETURN(TensorParallelRank parallel,
-                      SetUpTensorParallel(args.parallel, model, args.sampling));
+  TS_ASSIGN_OR_RETURN(TensorParallelRank parallel, SetUpTensorParallel(args.parallel, model));
   if (heads != nullptr && parallel.shard != nullptr) {
     TS_RETURN_IF_ERROR(heads->Shard(parallel.shard->plan().draft_hidden, parallel.comm.get()));
     heads->SetVocabRange(parallel.shard->plan().vocab);
@@ -321,8 +296,11 @@ Status RunBench(const BenchArgs& args) {
   report.tp = args.parallel.tp;
   const bool printer = parallel.printer();
   if (!printer) json_path = md_path = svg_path = "";
-  const ModeSetup setup{&model,   backend.get(), heads.get(),          options,
-                        kv_dtype, rss_reset,     parallel.shard.get(), parallel.sharded()};
+  const ModeSetup setup{{&parallel.config(model), &parallel.weights(model), backend.get(),
+                         parallel.shard.get(), heads.get(), args.backend.batch_size},
+                        options,
+                        kv_dtype,
+                        rss_reset};
   if (args.warmup > 0) {
     // Untimed: the first run of a process pays for cold caches, page faults and clock ramp-up,
     // which would count against whichever mode runs first.

@@ -15,11 +15,8 @@
 #include "launch/tensor_parallel_flags.h"
 #include "launch/tokenswift_flags.h"
 #include "nlohmann/json.hpp"
-#include "runtime/decode/ar_decoder.h"
-#include "runtime/decode/tokenswift_decoder.h"
-#include "runtime/engine/generator.h"
+#include "runtime/engine/job.h"
 #include "runtime/engine/job_identity.h"
-#include "runtime/engine/memory_budget.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/text_stats.h"
 #include "spdlog/spdlog.h"
@@ -140,15 +137,6 @@ StatusOr<std::vector<int32_t>> ReadResumeIds(const std::string& path, int64_t vo
     spdlog::warn("--resume: dropped an unfinished last line of {}", path);
   }
   return ids;
-}
-
-StatusOr<std::string> ApplyChatTemplate(const Tokenizer& tokenizer, const std::string& prompt) {
-  // ChatML, the template of SmolLM2 and Qwen2 instruct models.
-  const std::vector<int32_t> start = tokenizer.Encode("<|im_start|>", false);
-  if (start.size() != 1 || !tokenizer.IsControl(start[0])) {
-    return BadInput("--chat: the model's vocabulary has no <|im_start|> token (ChatML)");
-  }
-  return "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
 }
 
 // The job's context: the prompt's ids and the ids an earlier run of the job committed (--resume).
@@ -287,15 +275,17 @@ Status RunGenerate(const GenerateArgs& args) {
   TS_ASSIGN_OR_RETURN(Model model, LoadModel(args.model, /*require_tokenizer=*/true));
   const ModelConfig& config = model.config();
   // Tensor parallel: this rank's communicator and slices; its KV cache holds its KV heads only.
-  TS_ASSIGN_OR_RETURN(TensorParallelRank parallel,
-                      SetUpTensorParallel(args.parallel, model, args.sampling));
+  TS_ASSIGN_OR_RETURN(TensorParallelRank parallel, SetUpTensorParallel(args.parallel, model));
   const bool printer = parallel.printer();
   Communicator* comm = parallel.comm.get();
   StatusOr<JobInput> mine = printer ? ReadJobInput(args, model) : JobInput{};
   TS_ASSIGN_OR_RETURN(JobInput input, ShareJobInput(comm, std::move(mine)));
   if (input.finished) return absl::OkStatus();
-  const std::vector<int32_t>& prompt_ids = input.prompt_ids;
-  const std::vector<int32_t>& resumed = input.resumed;
+  JobSpec spec;
+  spec.prompt_ids = std::move(input.prompt_ids);
+  spec.resumed = std::move(input.resumed);
+  const std::vector<int32_t>& prompt_ids = spec.prompt_ids;
+  const std::vector<int32_t>& resumed = spec.resumed;
 
   const int64_t ctx = args.ctx_size > 0 ? args.ctx_size : config.max_position;
   const int64_t needed = static_cast<int64_t>(prompt_ids.size()) + args.max_new_tokens;
@@ -304,52 +294,36 @@ Status RunGenerate(const GenerateArgs& args) {
                     args.max_new_tokens, " new tokens exceed the context of ", ctx,
                     " tokens (raise --ctx-size)");
   }
-  TS_ASSIGN_OR_RETURN(const TokenSwiftOptions ts_options, ParseTokenSwiftFlags(args.tokenswift));
-  const bool tokenswift = args.mode == "tokenswift";
-  // A tree verification writes up to max_nodes slots past the committed prefix.
-  const int64_t capacity = needed + (tokenswift ? ts_options.tree.max_nodes : 0);
-  // Everything large is allocated now, before prefill: a job that cannot fit fails here.
-  const ModelConfig& run_config = parallel.config(model);
-  TS_RETURN_IF_ERROR(CheckMemory(
-      static_cast<int64_t>(KvCache::BytesFor(run_config, capacity, kv_dtype)) + (64 << 20),
-      absl::StrCat("the KV cache for ", capacity, " tokens (", args.backend.kv_dtype, ")"),
-      kv_dtype == DType::kF32 ? "lower --max-new-tokens, or use --kv-dtype bf16"
-                              : "lower --max-new-tokens"));
-  if (ctx > config.max_position) {
-    spdlog::warn("--ctx-size {} is beyond the model's trained context of {} tokens", ctx,
-                 config.max_position);
-  }
+  spec.max_new_tokens = args.max_new_tokens;
+  spec.ignore_eos = args.ignore_eos;
+  spec.tokenswift = args.mode == "tokenswift";
+  spec.sampling = args.sampling;
+  TS_ASSIGN_OR_RETURN(spec.tokenswift_options, ParseTokenSwiftFlags(args.tokenswift));
+  spec.kv_dtype = kv_dtype;
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
-  TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
-                      KvCache::Create(run_config, capacity, kv_dtype));
-  spdlog::info("model {}: {} layers, hidden {}, vocab {}; prompt {} tokens; KV cache {:.1f} MiB",
-               args.model, config.n_layers, config.hidden_size, config.vocab_size,
-               prompt_ids.size(), cache->bytes() / 1048576.0);
-
-  Transformer transformer(run_config, parallel.weights(model), backend.get(),
-                          std::max<int64_t>(args.backend.batch_size, ts_options.tree.max_nodes),
-                          parallel.shard.get());
   std::unique_ptr<DraftHeads> heads;
-  std::unique_ptr<Decoder> decoder;
-  const TokenSwiftDecoder* ts_decoder = nullptr;
-  if (tokenswift) {
+  if (spec.tokenswift) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
     if (parallel.shard != nullptr) {
       TS_RETURN_IF_ERROR(heads->Shard(parallel.shard->plan().draft_hidden, parallel.comm.get()));
       heads->SetVocabRange(parallel.shard->plan().vocab);
     }
-    auto d = std::make_unique<TokenSwiftDecoder>(&transformer, cache.get(), heads.get(),
-                                                 args.sampling, ts_options, parallel.sharded());
-    ts_decoder = d.get();
-    decoder = std::move(d);
-  } else {
-    decoder =
-        std::make_unique<ArDecoder>(&transformer, cache.get(), args.sampling, parallel.sharded());
   }
-  GenerationLimits limits;
-  limits.max_new_tokens = args.max_new_tokens - static_cast<int64_t>(resumed.size());
-  limits.ignore_eos = args.ignore_eos;
-  limits.eos_ids = config.eos_ids;
+  const EngineParts parts{&parallel.config(model),
+                          &parallel.weights(model),
+                          backend.get(),
+                          parallel.shard.get(),
+                          heads.get(),
+                          args.backend.batch_size};
+  spdlog::info("model {}: {} layers, hidden {}, vocab {}; prompt {} tokens; KV cache {:.1f} MiB",
+               args.model, config.n_layers, config.hidden_size, config.vocab_size,
+               prompt_ids.size(),
+               KvCache::BytesFor(*parts.config, JobCapacity(spec), kv_dtype) / 1048576.0);
+  TS_RETURN_IF_ERROR(CheckJobMemory(*parts.config, spec));  // before --output is opened
+  if (ctx > config.max_position) {
+    spdlog::warn("--ctx-size {} is beyond the model's trained context of {} tokens", ctx,
+                 config.max_position);
+  }
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> ids_out(nullptr, &std::fclose);
   if (!args.output.empty() && printer) {
     ids_out.reset(std::fopen(args.output.c_str(), args.resume ? "a" : "w"));
@@ -357,15 +331,13 @@ Status RunGenerate(const GenerateArgs& args) {
       return RuntimeFailure("--output: cannot open '", args.output, "' for writing");
     }
   }
-  std::vector<int32_t> context = prompt_ids;
-  context.insert(context.end(), resumed.begin(), resumed.end());
   StreamSink sink(*model.tokenizer, !args.quiet && printer, args.max_new_tokens,
                   static_cast<int64_t>(resumed.size()), ids_out.get());
-  if (context.size() > 4096) {  // minutes on a CPU: say what the silence is
-    spdlog::info("prefilling {} tokens ({} prompt + {} resumed)", context.size(), prompt_ids.size(),
-                 resumed.size());
+  if (prompt_ids.size() + resumed.size() > 4096) {  // minutes on a CPU: say what the silence is
+    spdlog::info("prefilling {} tokens ({} prompt + {} resumed)",
+                 prompt_ids.size() + resumed.size(), prompt_ids.size(), resumed.size());
   }
-  StatusOr<GenerationResult> generated_or = Generate(*decoder, context, limits, &sink);
+  StatusOr<GenerationResult> generated_or = RunJob(parts, spec, &sink);
   if (!generated_or.ok() && comm != nullptr) {
     // The other ranks wait in a collective: end them all now, not at their deadline.
     std::fprintf(stderr, "tokenswift: error: rank %d: %s\n", comm->rank(),
@@ -399,13 +371,12 @@ Status RunGenerate(const GenerateArgs& args) {
                    : 0.0,
                result.stop_reason.c_str());
 
-  if (ts_decoder != nullptr) {
+  if (spec.tokenswift) {
     const DecodeCounters& c = result.counters;
     spdlog::info(
         "planner: {} steps ar / {} fused / {} separate, {:.2f} rows verified per step; last: {}",
         c.ar_steps, c.fused_steps, c.separate_steps,
-        c.steps > 0 ? static_cast<double>(c.verified_rows) / c.steps : 0.0,
-        ts_decoder->planner().Describe());
+        c.steps > 0 ? static_cast<double>(c.verified_rows) / c.steps : 0.0, result.planner);
   }
   if (!args.stats_json.empty()) {
     const DecodeCounters& c = result.counters;
@@ -432,14 +403,14 @@ Status RunGenerate(const GenerateArgs& args) {
     j["tp"] = args.parallel.tp;
     if (comm != nullptr) j["comm_bytes_sent_rank0"] = comm->bytes_sent();
     j["seed"] = args.sampling.seed;
-    if (ts_decoder != nullptr) {
+    if (spec.tokenswift) {
       j["planner"] = {
           {"ar_steps", c.ar_steps},
           {"fused_steps", c.fused_steps},
           {"separate_steps", c.separate_steps},
           {"verified_rows_per_step",
            c.steps > 0 ? static_cast<double>(c.verified_rows) / c.steps : 0.0},
-          {"last_decision", ts_decoder->planner().Describe()},
+          {"last_decision", result.planner},
       };
     }
     TS_RETURN_IF_ERROR(WriteJson(args.stats_json, j));

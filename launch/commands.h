@@ -14,5 +14,8 @@ void RegisterInspect(CLI::App& app, Status* result);
 void RegisterMakeTestModel(CLI::App& app, Status* result);
 void RegisterBench(CLI::App& app, Status* result);
 void RegisterTrainHeads(CLI::App& app, Status* result);
+void RegisterServe(CLI::App& app, Status* result);
+// submit, stream, status, cancel: clients of serve.
+void RegisterClients(CLI::App& app, Status* result);
 
 }  // namespace ts::cli

@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
   ts::cli::RegisterMakeTestModel(app, &result);
   ts::cli::RegisterBench(app, &result);
   ts::cli::RegisterTrainHeads(app, &result);
+  ts::cli::RegisterServe(app, &result);
+  ts::cli::RegisterClients(app, &result);
   CheckIntegerFlags(&app);
 
   try {

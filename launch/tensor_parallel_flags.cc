@@ -28,8 +28,7 @@ Status ValidateTensorParallel(const TensorParallelFlags& flags) {
 }
 
 StatusOr<TensorParallelRank> SetUpTensorParallel(const TensorParallelFlags& flags,
-                                                 const Model& model,
-                                                 const SamplingParams& sampling) {
+                                                 const Model& model) {
   TensorParallelRank r;
   if (flags.tp <= 1) return r;
   CommOptions options;
@@ -41,9 +40,6 @@ StatusOr<TensorParallelRank> SetUpTensorParallel(const TensorParallelFlags& flag
   TS_ASSIGN_OR_RETURN(r.shard,
                       TpShard::Create(model.config(), model.weights(), r.comm.get(), vocab_block));
   spdlog::info("{}", r.shard->plan().Describe());
-  TS_ASSIGN_OR_RETURN(ShardedSampler s,
-                      ShardedSampler::Create(sampling, r.shard->vocab(), r.comm.get()));
-  r.sampler.emplace(std::move(s));
   return r;
 }
 

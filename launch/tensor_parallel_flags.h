@@ -1,16 +1,14 @@
 // `--tp N` and `--comm-timeout S`, shared by generate and bench: the flags, their check before the
-// model is opened, and the rank's communicator, weight slices and sharded sampler after.
+// model is opened, and the rank's communicator and weight slices after.
 #pragma once
 
 #include <memory>
-#include <optional>
 
 #include "CLI/CLI.hpp"
 #include "common/status.h"
 #include "parallel/communicator.h"
 #include "runtime/engine/model.h"
 #include "runtime/model/tensor_parallel.h"
-#include "runtime/sampling/sharded_sampler.h"
 
 namespace ts::cli {
 
@@ -28,19 +26,16 @@ Status ValidateTensorParallel(const TensorParallelFlags& flags);
 struct TensorParallelRank {
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<TpShard> shard;
-  std::optional<ShardedSampler> sampler;
 
   bool printer() const { return comm == nullptr || comm->rank() == 0; }  // prints and writes
-  ShardedSampler* sharded() { return sampler.has_value() ? &*sampler : nullptr; }
   const ModelConfig& config(const Model& m) const { return shard ? shard->config() : m.config(); }
   const ModelWeights& weights(const Model& m) const {
     return shard ? shard->weights() : m.weights();
   }
 };
 
-// --tp > 1: MPI communicator (rank in the log prefix), the rank's slices and sampler.
+// --tp > 1: MPI communicator (rank in the log prefix) and the rank's slices.
 StatusOr<TensorParallelRank> SetUpTensorParallel(const TensorParallelFlags& flags,
-                                                 const Model& model,
-                                                 const SamplingParams& sampling);
+                                                 const Model& model);
 
 }  // namespace ts::cli

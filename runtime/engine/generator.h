@@ -2,6 +2,7 @@
 // tokens to a sink and timing prefill and decode separately.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -25,6 +26,7 @@ struct GenerationLimits {
   int64_t max_new_tokens = 0;
   bool ignore_eos = false;
   std::vector<int32_t> eos_ids;
+  const std::atomic<bool>* cancel = nullptr;  // read before each step; set: stop ("cancelled")
 };
 
 struct GenerationResult {
@@ -32,8 +34,9 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0;
   double decode_seconds = 0;
-  std::string stop_reason;  // "eos" or "length"
+  std::string stop_reason;  // "eos", "length" or "cancelled"
   DecodeCounters counters;
+  std::string planner;  // TokenSwift: the planner's last decision (Planner::Describe)
 };
 
 StatusOr<GenerationResult> Generate(Decoder& decoder, std::span<const int32_t> prompt,
