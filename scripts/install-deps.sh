@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git python3 python3-pip unzip
       libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libhwy-dev libpcre2-dev libicu-dev libssl-dev
       libgtest-dev libgmock-dev libopenmpi-dev openmpi-bin clang-format clang libclang-rt-14-dev
-      libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsqlite3-dev)
+      libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsqlite3-dev
+      slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
