@@ -19,3 +19,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Python packages the fuzz seed writer and fixture scripts use (small; nothing at run time).
 python3 -c "import gguf" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check gguf
+# The Python gRPC example (examples/python/client.py), exercised by tests/serve.
+python3 -c "import grpc, grpc_tools" 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools

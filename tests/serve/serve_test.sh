@@ -28,11 +28,11 @@ state="$tmp/state"
 
 # start_server: runs serve in the background, waits for its "listening" line, sets $pid, $addr,
 # $metrics_port.
-start_server() {
+start_server() {  # [EXTRA SERVE FLAGS]
   : >"$tmp/server.log"
   "$ts" --log-level info serve --model "$model" --heads "$heads" --listen 127.0.0.1:0 \
     --state-dir "$state" --auth-token-file "$tmp/token" --threads 1 --max-queue 3 \
-    --metrics-listen 127.0.0.1:0 2>>"$tmp/server.log" &
+    --metrics-listen 127.0.0.1:0 "$@" 2>>"$tmp/server.log" &
   pid=$!
   for _ in $(seq 1 300); do
     if grep -q "listening on" "$tmp/server.log"; then break; fi
@@ -96,6 +96,13 @@ j2=$(c submit -p "$prompt" -n 80 --mode tokenswift --temperature 0 --ignore-eos)
 c stream --job "$j2" --output "$tmp/j2.ids" && ok || bad "stream of $j2 failed"
 same_ids "tokenswift greedy via serve vs generate" "$tmp/ref_ts.ids" "$tmp/j2.ids"
 [ "$(job_state "$j2")" = "JOB_STATE_SUCCEEDED" ] && ok || bad "$j2 state $(job_state "$j2")"
+
+# The Python example (grpcio, same proto): the same job, the same tokens.
+python3 "$here/../../examples/python/client.py" --server "$addr" --auth-token-file "$tmp/token" \
+  --prompt "$prompt" -n 80 --mode ar --temperature 1 --seed 7 --ignore-eos \
+  --ids-out "$tmp/py.ids" >"$tmp/py.txt" 2>"$tmp/py.err" && ok || bad "python example: $(tail -3 "$tmp/py.err")"
+same_ids "python example vs generate" "$tmp/ref_ar.ids" "$tmp/py.ids"
+[ -s "$tmp/py.txt" ] && ok || bad "python example printed no text"
 
 # 2. Duplicate submits: same id + payload -> same job; another payload -> ALREADY_EXISTS.
 again=$(c submit -p "$prompt" -n 80 --mode ar "${sampled[@]}" --ignore-eos --request-id r1)
@@ -180,6 +187,28 @@ assert 'tokenswift_jobs{state="succeeded"}' in text, text
 assert "tokenswift_generated_tokens_total" in text, text
 PY
 
+kill -TERM "$pid"
+wait "$pid"
+
+# 10. mTLS: a server with a certificate that requires client certificates from its CA.
+(
+  cd "$tmp" || exit 1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem
+  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile san.ext -out server.pem
+  openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout client.key -out client.csr
+  openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem
+) >/dev/null 2>&1 || bad "openssl could not make test certificates"
+start_server --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key" --tls-client-ca "$tmp/ca.pem"
+grep -q "(TLS)" "$tmp/server.log" && ok || bad "the TLS server does not say TLS"
+tls=(--tls-ca "$tmp/ca.pem" --tls-cert "$tmp/client.pem" --tls-key "$tmp/client.key")
+got=$(c status --job "$j1" "${tls[@]}" 2>&1) && ok || bad "mTLS status: $got"
+expect_fail 1 "UNAVAILABLE" -- status --server "$addr" --auth-token-file "$tmp/token" --job "$j1" \
+  --tls-ca "$tmp/ca.pem" --timeout 5  # no client certificate
+expect_fail 1 "UNAVAILABLE" -- status --server "$addr" --auth-token-file "$tmp/token" --job "$j1" \
+  --timeout 5  # plaintext to a TLS port
 kill -TERM "$pid"
 wait "$pid"
 pid=""
