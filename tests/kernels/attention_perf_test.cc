@@ -7,7 +7,10 @@
 // Figures printed: wall ms per call (best of a few), the process CPU time of that call (robust
 // on a loaded machine), the effective KV read rate if the prefix were read once (bytes of K and V
 // of the prefix / wall time), and CPU ns per (row, query head, key). TS_PERF_THREADS=N picks the
-// thread count (default 2), TS_PERF_PREFIX=P one prefix length instead of the default three.
+// thread count (default 2), TS_PERF_PREFIX=P one prefix length instead of the default three,
+// TS_PERF_ROWS=T one row count, TS_PERF_HUGE=0 no transparent huge pages for the KV buffers.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -41,8 +44,22 @@ Timing TimeAttention(Backend& b, DType dtype, int64_t prefix, int rows) {
   const int64_t capacity = prefix + rows;
   const int64_t elems = int64_t{kKvHeads} * capacity * kHeadDim;
   const size_t elem_bytes = dtype == DType::kF32 ? 4 : 2;
-  std::vector<uint8_t> k(elems * elem_bytes), v(elems * elem_bytes);
-  KvLayerView view{k.data(), v.data(), dtype, kKvHeads, kHeadDim, capacity};
+  // Like KvCache: anonymous mappings, transparent huge pages asked for (TS_PERF_HUGE=0: not).
+  const size_t bytes = elems * elem_bytes;
+  auto map = [&] {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const char* huge = std::getenv("TS_PERF_HUGE");
+    if (huge == nullptr || std::string(huge) != "0") madvise(p, bytes, MADV_HUGEPAGE);
+    return static_cast<uint8_t*>(p);
+  };
+  uint8_t* k = map();
+  uint8_t* v = map();
+  struct Unmap {
+    void* p;
+    size_t n;
+    ~Unmap() { munmap(p, n); }
+  } unmap_k{k, bytes}, unmap_v{v, bytes};
+  KvLayerView view{k, v, dtype, kKvHeads, kHeadDim, capacity};
   {
     // Fill in chunks to keep the temporary small.
     constexpr int64_t kChunk = 4096;
@@ -88,7 +105,9 @@ TEST(Attention, DISABLED_PerfAttention) {
       std::vector<int64_t> prefixes = {2048, 10240, 102400};
       if (const char* e = std::getenv("TS_PERF_PREFIX")) prefixes = {std::atoll(e)};
       for (int64_t prefix : prefixes) {
-        for (int rows : {1, 4, 16, 41}) {
+        std::vector<int> row_counts = {1, 4, 16, 41};
+        if (const char* e = std::getenv("TS_PERF_ROWS")) row_counts = {std::atoi(e)};
+        for (int rows : row_counts) {
           const Timing t = TimeAttention(*b, dtype, prefix, rows);
           const double bytes = 2.0 * kKvHeads * prefix * kHeadDim * (dtype == DType::kF32 ? 4 : 2);
           const double pair_keys = double{kHeads} * rows * prefix;
