@@ -300,13 +300,36 @@ Status GenerationService::Flush(LiveJob& job, bool force) {
   return absl::OkStatus();
 }
 
+void GenerationService::AbortGroup(const std::string& id, const Status& status) {
+  spdlog::critical("tensor-parallel group out of step{}: {}; ending every rank",
+                   id.empty() ? "" : " in job " + id, std::string(status.message()));
+  if (!id.empty()) {
+    const Status s = store_->SetState(id, StoredState::kFailed, "", std::string(status.message()));
+    if (!s.ok()) spdlog::error("{}", std::string(s.message()));
+  }
+  options_.group->Abort(1);
+}
+
 void GenerationService::SchedulerLoop() {
+  constexpr auto kIdleBeat = std::chrono::seconds(5);
   while (true) {
     std::shared_ptr<LiveJob> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return draining_ || !queue_.empty(); });
-      if (draining_) return;
+      if (!cv_.wait_for(lock, kIdleBeat, [&] { return draining_ || !queue_.empty(); })) {
+        lock.unlock();
+        if (options_.group != nullptr) {
+          if (const Status s = AnnounceIdle(options_.group); !s.ok()) AbortGroup("", s);
+        }
+        continue;
+      }
+      if (draining_) {
+        lock.unlock();
+        if (options_.group != nullptr) {
+          if (const Status s = AnnounceEnd(options_.group); !s.ok()) AbortGroup("", s);
+        }
+        return;
+      }
       job = queue_.front();
       queue_.pop_front();
       if (job->stored.state != StoredState::kQueued) continue;  // cancelled while queued
@@ -338,8 +361,12 @@ void GenerationService::RunOne(const std::shared_ptr<LiveJob>& job) {
     spdlog::info("job {}: {} ({} prompt tokens, {} of {} new tokens done)", id,
                  spec.tokenswift ? "tokenswift" : "ar", spec.prompt_ids.size(), spec.resumed.size(),
                  spec.max_new_tokens);
+    if (options_.group != nullptr) {
+      if (const Status s = AnnounceJob(options_.group, spec); !s.ok()) AbortGroup(id, s);
+    }
     Sink sink(this, job.get());
     StatusOr<GenerationResult> result = RunJob(parts_, spec, &sink, &job->stop);
+    if (!result.ok() && options_.group != nullptr) AbortGroup(id, result.status());
     sink.Flush(false);
     std::lock_guard<std::mutex> lock(mu_);
     if (!sink.error().ok()) {

@@ -27,6 +27,10 @@ struct ServeOptions {
   int64_t ctx_size = 0;          // prompt + max_new_tokens limit per job
   TokenSwiftOptions tokenswift;  // tree and planner options of TokenSwift jobs
   DType kv_dtype = DType::kBF16;
+  // Tensor parallel (rank 0 of a group whose other ranks run WorkerLoop): each job is announced
+  // to the group before it runs, idle beats keep the workers inside their deadline, and the
+  // end is announced when the scheduler stops. nullptr: one process.
+  Communicator* group = nullptr;
 };
 
 class GenerationService final : public tokenswift::v1::Generation::Service {
@@ -75,6 +79,9 @@ class GenerationService final : public tokenswift::v1::Generation::Service {
   std::shared_ptr<LiveJob> Find(const std::string& id);              // mu_ held
   void SchedulerLoop();
   void RunOne(const std::shared_ptr<LiveJob>& job);
+  // A failed collective leaves the group out of step: the job is marked failed and every rank
+  // ends (jobs are durable; a restarted server resumes the others).
+  [[noreturn]] void AbortGroup(const std::string& id, const Status& status);
   Status Flush(LiveJob& job, bool force);
   bool Finished(const LiveJob& job) const;  // the stored tokens already end the job
 

@@ -26,9 +26,15 @@ StatusOr<GenerationResult> Generate(Decoder& decoder, std::span<const int32_t> p
   step_tokens.reserve(64);
   t0 = std::chrono::steady_clock::now();
   while (static_cast<int64_t>(result.tokens.size()) < limits.max_new_tokens) {
-    if (limits.cancel != nullptr && limits.cancel->load(std::memory_order_relaxed)) {
-      result.stop_reason = "cancelled";
-      break;
+    if (limits.cancel != nullptr || limits.cancel_comm != nullptr) {
+      int32_t stop = limits.cancel != nullptr && limits.cancel->load(std::memory_order_relaxed);
+      if (limits.cancel_comm != nullptr) {
+        TS_RETURN_IF_ERROR(limits.cancel_comm->Broadcast(&stop, sizeof(stop), 0));
+      }
+      if (stop != 0) {
+        result.stop_reason = "cancelled";
+        break;
+      }
     }
     const int64_t room = limits.max_new_tokens - static_cast<int64_t>(result.tokens.size());
     TS_RETURN_IF_ERROR(decoder.Step(room, step_tokens));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "parallel/communicator.h"
 #include "runtime/decode/decoder.h"
 
 namespace ts {
@@ -27,6 +28,9 @@ struct GenerationLimits {
   bool ignore_eos = false;
   std::vector<int32_t> eos_ids;
   const std::atomic<bool>* cancel = nullptr;  // read before each step; set: stop ("cancelled")
+  // A tensor-parallel group's control: rank 0's cancel flag is broadcast before each step, so
+  // every rank stops at the same step (every rank sets it, or none).
+  Communicator* cancel_comm = nullptr;
 };
 
 struct GenerationResult {

@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "kernels/backend.h"
+#include "parallel/communicator.h"
 #include "runtime/decode/draft_heads.h"
 #include "runtime/decode/tokenswift_decoder.h"
 #include "runtime/engine/generator.h"
@@ -29,6 +30,9 @@ struct EngineParts {
   const TpShard* shard = nullptr;  // nullptr: one process
   DraftHeads* heads = nullptr;     // TokenSwift jobs (sharded under TP)
   int64_t batch_size = 512;        // prefill rows per forward pass
+  // Serving a tensor-parallel group: rank 0's cancel flag is broadcast before each step so every
+  // rank stops at the same step (set on every rank, or on none).
+  Communicator* control = nullptr;
 };
 
 struct JobSpec {
@@ -55,5 +59,15 @@ Status CheckJobMemory(const ModelConfig& config, const JobSpec& spec);
 // rank must see the same `cancel` decisions (serve runs one process; see DESIGN.md 4).
 StatusOr<GenerationResult> RunJob(const EngineParts& parts, const JobSpec& spec, TokenSink* sink,
                                   const std::atomic<bool>* cancel = nullptr);
+
+// A tensor-parallel server's group (parts.control set on every rank): rank 0 announces each job
+// before its RunJob (the spec goes to every rank, whose RunJob then runs in step), an idle beat
+// while it waits for work (so a worker's wait stays within the communicator's deadline), and the
+// end. The other ranks run WorkerLoop until the end; the TokenSwift options are each rank's own
+// (the same flags on every rank).
+Status AnnounceJob(Communicator* comm, const JobSpec& spec);
+Status AnnounceIdle(Communicator* comm);
+Status AnnounceEnd(Communicator* comm);
+Status WorkerLoop(const EngineParts& parts, const TokenSwiftOptions& tokenswift_options);
 
 }  // namespace ts

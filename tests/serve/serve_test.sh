@@ -14,7 +14,7 @@ tmp=$(mktemp -d)
 pid=""
 cleanup() {
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  rm -rf "$tmp"
+  [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
 pass=0
@@ -28,9 +28,10 @@ state="$tmp/state"
 
 # start_server: runs serve in the background, waits for its "listening" line, sets $pid, $addr,
 # $metrics_port.
+launcher=()        # mpirun for the tensor-parallel server
 start_server() {  # [EXTRA SERVE FLAGS]
   : >"$tmp/server.log"
-  "$ts" --log-level info serve --model "$model" --heads "$heads" --listen 127.0.0.1:0 \
+  "${launcher[@]}" "$ts" --log-level info serve --model "$model" --heads "$heads" --listen 127.0.0.1:0 \
     --state-dir "$state" --auth-token-file "$tmp/token" --threads 1 --max-queue 3 \
     --metrics-listen 127.0.0.1:0 "$@" 2>>"$tmp/server.log" &
   pid=$!
@@ -43,6 +44,7 @@ start_server() {  # [EXTRA SERVE FLAGS]
   line=$(grep "listening on" "$tmp/server.log" | tail -1)
   addr=$(echo "$line" | sed -E 's/.*listening on ([0-9.]+:[0-9]+).*/\1/')
   metrics_port=$(echo "$line" | sed -E 's/.*metrics on port ([0-9]+).*/\1/')
+  server_pid=$(echo "$line" | sed -E 's/.*, pid ([0-9]+).*/\1/')  # rank 0 under mpirun
   if [ -z "$line" ]; then
     echo "server did not start:"; cat "$tmp/server.log"; exit 1
   fi
@@ -211,6 +213,30 @@ expect_fail 1 "UNAVAILABLE" -- status --server "$addr" --auth-token-file "$tmp/t
   --timeout 5  # plaintext to a TLS port
 kill -TERM "$pid"
 wait "$pid"
+
+# 11. Tensor parallel: rank 0 serves, rank 1 follows; the tokens of one process (TP-invariant),
+# a cancel keeps the group in step, idle beats keep rank 1 within its deadline, SIGTERM ends all.
+# shellcheck source=../parallel/mpirun_env.sh
+source "$here/../parallel/mpirun_env.sh"
+launcher=("${MPIRUN[@]}" -np 2)
+state="$tmp/state_tp"
+start_server --tp 2 --comm-timeout 20
+jt=$(c submit -p "$prompt" -n 80 --mode tokenswift --temperature 0 --ignore-eos)
+c stream --job "$jt" --output "$tmp/tp_ts.ids" && ok || bad "TP2 stream failed"
+same_ids "TP2 server tokenswift vs generate" "$tmp/ref_ts.ids" "$tmp/tp_ts.ids"
+jc=$(c submit -p "$prompt" -n 8000 --mode ar --ignore-eos)
+wait_tokens "$jc" 10 && ok || bad "TP2 cancel job never ran"
+c cancel --job "$jc" >/dev/null
+for _ in $(seq 1 100); do [ "$(job_state "$jc")" = "JOB_STATE_CANCELLED" ] && break; sleep 0.1; done
+[ "$(job_state "$jc")" = "JOB_STATE_CANCELLED" ] && ok || bad "TP2 cancel: $(job_state "$jc")"
+sleep 6  # longer than an idle beat
+ja=$(c submit -p "$prompt" -n 80 --mode ar "${sampled[@]}" --ignore-eos)
+c stream --job "$ja" --output "$tmp/tp_ar.ids" && ok || bad "TP2 stream after cancel failed"
+same_ids "TP2 server ar sampled after a cancel vs generate" "$tmp/ref_ar.ids" "$tmp/tp_ar.ids"
+kill -TERM "$server_pid"  # rank 0 (mpirun itself exits 1 when it is signalled)
+wait "$pid"
+rc=$?
+[ "$rc" -eq 0 ] && ok || bad "mpirun serve --tp 2 exited $rc after SIGTERM: $(tail -3 "$tmp/server.log")"
 pid=""
 echo "serve: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
