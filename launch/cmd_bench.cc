@@ -289,18 +289,12 @@ Status RunBench(const BenchArgs& args) {
                                        "figures include earlier modes)";
   // Tensor parallel: every rank runs both modes; rank 0 prints and writes the reports.
   TS_ASSIGN_OR_RETURN(TensorParallelRank parallel, SetUpTensorParallel(args.parallel, model));
-  if (heads != nullptr && parallel.shard != nullptr) {
-    TS_RETURN_IF_ERROR(heads->Shard(parallel.shard->plan().draft_hidden, parallel.comm.get()));
-    heads->SetVocabRange(parallel.shard->plan().vocab);
-  }
+  TS_RETURN_IF_ERROR(parallel.ShardHeads(heads.get()));
   report.tp = args.parallel.tp;
   const bool printer = parallel.printer();
   if (!printer) json_path = md_path = svg_path = "";
-  const ModeSetup setup{{&parallel.config(model), &parallel.weights(model), backend.get(),
-                         parallel.shard.get(), heads.get(), args.backend.batch_size},
-                        options,
-                        kv_dtype,
-                        rss_reset};
+  const ModeSetup setup{parallel.Parts(model, backend.get(), heads.get(), args.backend.batch_size),
+                        options, kv_dtype, rss_reset};
   if (args.warmup > 0) {
     // Untimed: the first run of a process pays for cold caches, page faults and clock ramp-up,
     // which would count against whichever mode runs first.

@@ -228,8 +228,14 @@ Status PrintJob(const v1::Job& job, bool json) {
 }
 
 Status RunStatus(const ClientArgs& a) {
-  if (a.job.empty()) return BadInput("--job: required (the id submit printed)");
   TS_ASSIGN_OR_RETURN(Client c, Client::Connect(a));
+  if (a.job.empty()) {  // every job, in submission order (one line or one JSON object each)
+    v1::ListResponse all;
+    const grpc::Status st = c.stub().List(c.Context(true).get(), v1::ListRequest(), &all);
+    if (!st.ok()) return c.Error(st);
+    for (const v1::Job& job : all.jobs()) TS_RETURN_IF_ERROR(PrintJob(job, a.json));
+    return absl::OkStatus();
+  }
   v1::GetRequest req;
   req.set_job_id(a.job);
   v1::Job job;
@@ -305,8 +311,9 @@ void RegisterClients(CLI::App& app, Status* result) {
   }
   {
     auto a = std::make_shared<ClientArgs>();
-    CLI::App* sub = AddClient(app, "status", "a job's state, progress and stats", a);
-    sub->add_option("--job", a->job, "job id");
+    CLI::App* sub =
+        AddClient(app, "status", "a job's state, progress and stats (every job without --job)", a);
+    sub->add_option("--job", a->job, "job id (default: list every job)");
     sub->add_flag("--json", a->json, "print JSON (the Job message)");
     sub->add_option("--timeout", a->timeout, "seconds to wait for the server")
         ->capture_default_str();

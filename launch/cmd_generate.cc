@@ -304,17 +304,10 @@ Status RunGenerate(const GenerateArgs& args) {
   std::unique_ptr<DraftHeads> heads;
   if (spec.tokenswift) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
-    if (parallel.shard != nullptr) {
-      TS_RETURN_IF_ERROR(heads->Shard(parallel.shard->plan().draft_hidden, parallel.comm.get()));
-      heads->SetVocabRange(parallel.shard->plan().vocab);
-    }
+    TS_RETURN_IF_ERROR(parallel.ShardHeads(heads.get()));
   }
-  const EngineParts parts{&parallel.config(model),
-                          &parallel.weights(model),
-                          backend.get(),
-                          parallel.shard.get(),
-                          heads.get(),
-                          args.backend.batch_size};
+  const EngineParts parts =
+      parallel.Parts(model, backend.get(), heads.get(), args.backend.batch_size);
   spdlog::info("model {}: {} layers, hidden {}, vocab {}; prompt {} tokens; KV cache {:.1f} MiB",
                args.model, config.n_layers, config.hidden_size, config.vocab_size,
                prompt_ids.size(),

@@ -184,18 +184,10 @@ Status RunServe(const ServeArgs& args) {
   std::unique_ptr<DraftHeads> heads;
   if (!args.heads.empty()) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
-    if (parallel.shard != nullptr) {
-      TS_RETURN_IF_ERROR(heads->Shard(parallel.shard->plan().draft_hidden, comm));
-      heads->SetVocabRange(parallel.shard->plan().vocab);
-    }
+    TS_RETURN_IF_ERROR(parallel.ShardHeads(heads.get()));
   }
-  const EngineParts parts{&parallel.config(model),
-                          &parallel.weights(model),
-                          backend.get(),
-                          parallel.shard.get(),
-                          heads.get(),
-                          args.backend.batch_size,
-                          comm};
+  const EngineParts parts =
+      parallel.Parts(model, backend.get(), heads.get(), args.backend.batch_size, /*control=*/true);
   if (!parallel.printer()) return WorkerLoop(parts, options.tokenswift);
   return ServeAsRoot(args, model, parts, std::move(options), creds, store.get(), signals);
 }

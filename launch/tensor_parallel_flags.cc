@@ -43,4 +43,11 @@ StatusOr<TensorParallelRank> SetUpTensorParallel(const TensorParallelFlags& flag
   return r;
 }
 
+Status TensorParallelRank::ShardHeads(DraftHeads* heads) const {
+  if (heads == nullptr || shard == nullptr) return absl::OkStatus();
+  TS_RETURN_IF_ERROR(heads->Shard(shard->plan().draft_hidden, comm.get()));
+  heads->SetVocabRange(shard->plan().vocab);
+  return absl::OkStatus();
+}
+
 }  // namespace ts::cli

@@ -7,6 +7,7 @@
 #include "CLI/CLI.hpp"
 #include "common/status.h"
 #include "parallel/communicator.h"
+#include "runtime/engine/job.h"
 #include "runtime/engine/model.h"
 #include "runtime/model/tensor_parallel.h"
 
@@ -31,6 +32,19 @@ struct TensorParallelRank {
   const ModelConfig& config(const Model& m) const { return shard ? shard->config() : m.config(); }
   const ModelWeights& weights(const Model& m) const {
     return shard ? shard->weights() : m.weights();
+  }
+  // Splits loaded draft heads like this rank's slices (nothing to do in one process).
+  Status ShardHeads(DraftHeads* heads) const;
+  // What this rank's jobs run on; control: the group's communicator for a server (every rank).
+  EngineParts Parts(const Model& m, Backend* backend, DraftHeads* heads, int64_t batch_size,
+                    bool control = false) const {
+    return EngineParts{&config(m),
+                       &weights(m),
+                       backend,
+                       shard.get(),
+                       heads,
+                       batch_size,
+                       control ? comm.get() : nullptr};
   }
 };
 

@@ -19,6 +19,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Python packages the fuzz seed writer and fixture scripts use (small; nothing at run time).
 python3 -c "import gguf" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check gguf
-# The Python gRPC example (examples/python/client.py), exercised by tests/serve.
-python3 -c "import grpc, grpc_tools" 2>/dev/null ||
-  python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools
+# The Python gRPC example (examples/python/client.py) and the health/reflection clients of
+# tests/serve.
+python3 -c "import grpc, grpc_tools, grpc_health, grpc_reflection" 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools \
+    grpcio-health-checking grpcio-reflection

@@ -224,7 +224,13 @@ Status GenerationService::Recover() {
       return RuntimeFailure("job store ", store_->path(), ": job ", job->stored.id,
                             " has an unreadable request");
     }
-    if (!Terminal(job->stored.state)) {
+    if (Terminal(job->stored.state)) {
+      // For Get and List: what the request asked (the server's limits may have changed since).
+      if (!BuildSpec(request, &job->spec).ok()) {
+        job->spec.max_new_tokens = request.max_new_tokens();
+        job->spec.tokenswift = request.mode() == "tokenswift";
+      }
+    } else {
       const grpc::Status g = BuildSpec(request, &job->spec);
       if (!g.ok()) {
         // The server now runs with other limits or another model: the job cannot continue.

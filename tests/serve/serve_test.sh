@@ -181,6 +181,24 @@ grep -qE "job $jd: ar \(.*, [1-9][0-9]* of 400 new tokens done\)" "$tmp/server.l
 c stream --job "$jd" --output "$tmp/jd.ids" && ok || bad "stream after drain failed"
 same_ids "SIGTERM drain + restart vs uninterrupted" "$tmp/ref_long.ids" "$tmp/jd.ids"
 
+# status without --job lists every job (List), one line each.
+c status >"$tmp/list.txt" && ok || bad "status (List) failed"
+grep -q "^$j1 JOB_STATE_SUCCEEDED 80/80" "$tmp/list.txt" && ok || bad "List lacks $j1: $(head -3 "$tmp/list.txt")"
+
+# The standard health service answers SERVING, and reflection lists the service.
+python3 - "$addr" <<'PY' && ok || bad "health / reflection"
+import sys, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+ch = grpc.insecure_channel(sys.argv[1])
+r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+assert r.status == health_pb2.HealthCheckResponse.SERVING, r
+req = reflection_pb2.ServerReflectionRequest(list_services="")
+names = [s.name for resp in reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
+    iter([req]), timeout=10) for s in resp.list_services_response.service]
+assert "tokenswift.v1.Generation" in names, names
+PY
+
 # 9. Metrics.
 python3 - "$metrics_port" <<'PY' && ok || bad "metrics endpoint"
 import sys, urllib.request
