@@ -433,11 +433,11 @@ void RunTask(const Job& job, int kvh, int64_t seg, int64_t r0, int64_t r1,
       ++pairs.n;
     }
   };
-  // Values are read in place when a vector never reaches past a row (dp == head_dim) and, for
-  // bf16, when one PV tile takes every pair (each value is then widened once either way; a
-  // widened copy costs a store and a reload per value: one layer of SmolLM2 at a 100K context,
-  // one row, 2 threads, Zen 4: 5.2 ms in place against 7.4-8.1 ms through the copy). With more
-  // pairs the copy is widened once and read by every tile. Same values, same bits either way.
+  // Values are read in place (bf16 widened as it is loaded) when a vector never reaches past a
+  // row (dp == head_dim); else widened and zero-padded into vbuf first. Same values, same bits.
+  // In place against the widened copy, one SmolLM2 layer, bf16, 2 threads, Zen 4 (the copy
+  // cost a store and a reload per value): 100K context 1 row 5.4 vs 7.4-8.1 ms, 16 rows 31.1
+  // vs 35.6 ms, 41 rows 75.0 vs 83.5 ms; 16K context 16 rows 4.5 vs 5.2 ms.
   const bool v_rows_fit = dp == head_dim;
   // Whole prefix blocks: read once, applied to every row whose prefix covers them.
   for (int64_t b0 = seg_lo; b0 < shared_end; b0 += kAttnBlock) {
@@ -447,7 +447,7 @@ void RunTask(const Job& job, int kvh, int64_t seg, int64_t r0, int64_t r1,
     }
     if (pairs.n == 0) continue;
     TransposeBlock(k_head + b0 * head_dim, head_dim, head_dim, buf.kt);
-    if (v_rows_fit && (std::is_same_v<KT, float> || pairs.n <= kPvPairs)) {
+    if (v_rows_fit) {
       if constexpr (std::is_same_v<KT, float>) {
         UpdatePairs(pairs, buf.kt, head_dim, v_head + b0 * head_dim, head_dim, dp, kAttnBlock);
       } else {
