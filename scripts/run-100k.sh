@@ -8,6 +8,7 @@
 # start and end (time and ids so far), so the total time covers killed segments too (their end
 # is the last progress line of log.txt before the next start).
 # Usage: bash scripts/run-100k.sh [tokenswift binary]
+#        bash scripts/run-100k.sh --save-checkpoint    (copy the run's state to runs/100k/)
 #   TS_RUN_DIR (default ${TS_CACHE_DIR:-~/.cache/tokenswift}/runs/100k), TS_100K_TOKENS (100000),
 #   TS_THREADS (nproc)
 set -euo pipefail
@@ -18,8 +19,29 @@ DIR=${TS_RUN_DIR:-$CACHE/runs/100k}
 N=${TS_100K_TOKENS:-100000}
 MODEL=${TS_MODEL_PATH:-$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 mkdir -p "$DIR"
+if [ "${1:-}" = "--save-checkpoint" ]; then
+  # Only whole lines: a line being written when this runs is left for the next save.
+  mkdir -p runs/100k
+  n=$(grep -c '' "$DIR/ids.txt")
+  head -n "$((n - 1))" "$DIR/ids.txt" >runs/100k/ids.txt
+  cp "$DIR/ids.txt.job.json" runs/100k/
+  for f in segments.txt segments.jsonl; do [ -f "$DIR/$f" ] && cp "$DIR/$f" runs/100k/; done
+  grep -E "generated|calibration|prefilling|resume" "$DIR/log.txt" >runs/100k/progress.log || true
+  echo "run-100k: saved $(wc -l <runs/100k/ids.txt) ids to runs/100k/"
+  exit 0
+fi
 if [ -f "$DIR/done" ]; then
   echo "run-100k: $DIR/done exists: the job is finished"; cat "$DIR/done"; exit 0
+fi
+# A 2-core session is shorter than this job: a session that stops commits its ids to
+# runs/100k/ (ids.txt, its job sidecar, segments.txt, the log's progress lines), and a fresh run
+# directory starts from that checkpoint (--resume checks it was written for this very job).
+CHECKPOINT=runs/100k
+if [ ! -f "$DIR/ids.txt" ] && [ -f "$CHECKPOINT/ids.txt" ]; then
+  cp "$CHECKPOINT/ids.txt" "$CHECKPOINT/ids.txt.job.json" "$DIR/"
+  [ -f "$CHECKPOINT/segments.txt" ] && cp "$CHECKPOINT/segments.txt" "$DIR/"
+  [ -f "$CHECKPOINT/segments.jsonl" ] && cp "$CHECKPOINT/segments.jsonl" "$DIR/"
+  echo "run-100k: starting from the checkpoint in $CHECKPOINT ($(wc -l <"$DIR/ids.txt") ids)"
 fi
 # The prompt is at most a few hundred tokens; the context is sized for prompt + N.
 CTX=$((N + 1024))
