@@ -80,16 +80,13 @@ class GenerationService::Sink : public TokenSink {
       service_->tokens_total_ += static_cast<int64_t>(tokens.size());
     }
     service_->cv_.notify_all();
-    if (seconds - last_flush_ >= kFlushSeconds) {
-      last_flush_ = seconds;
-      Flush(false);
-    } else {
-      Flush(true);
-    }
+    const bool due = seconds - last_flush_ >= kFlushSeconds;
+    if (due) last_flush_ = seconds;
+    Flush(/*all=*/due);
   }
-  // force=false: write whatever is pending; true: only a full chunk.
-  void Flush(bool only_full) {
-    const Status s = service_->Flush(*job_, !only_full);
+  // all: write whatever is pending; else only a full chunk of kFlushTokens.
+  void Flush(bool all) {
+    const Status s = service_->Flush(*job_, all);
     if (!s.ok() && error_.ok()) {
       error_ = s;
       job_->stop.store(true);  // a job whose tokens cannot be stored stops (FAILED)
@@ -373,7 +370,7 @@ void GenerationService::RunOne(const std::shared_ptr<LiveJob>& job) {
     Sink sink(this, job.get());
     StatusOr<GenerationResult> result = RunJob(parts_, spec, &sink, &job->stop);
     if (!result.ok() && options_.group != nullptr) AbortGroup(id, result.status());
-    sink.Flush(false);
+    sink.Flush(/*all=*/true);
     std::lock_guard<std::mutex> lock(mu_);
     if (!sink.error().ok()) {
       state = StoredState::kFailed;
