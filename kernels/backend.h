@@ -1,8 +1,13 @@
 // The kernel interface: every operation the forward pass needs, implemented once per backend
 // (kernels/cpu always built; kernels/cuda behind TS_CUDA). Kernels know nothing of models.
 //
-// Pointers are backend memory (host memory for the CPU backend). Activations are f32, row-major,
-// one row per token: x is (n, dim).
+// Pointers are backend memory: what the backend's Alloc returned (host memory for the CPU
+// backend, device memory for CUDA), never host memory the caller owns, unless host_memory() says
+// the two are the same. Activations are f32, row-major, one row per token: x is (n, dim).
+//
+// Ops are ordered: each sees the effects of the ops and copies called before it. A device backend
+// may run them asynchronously; Download and Synchronize wait for them. Errors of ops (which return
+// nothing) surface at the next Download or Synchronize.
 //
 // Batch invariance (DESIGN.md section 2) is part of the contract: the result for one row must be
 // bit-identical whether the row is computed alone or among n rows, at any thread count, and
@@ -10,14 +15,59 @@
 // depends only on the row's own data and logical length, never on n or on the thread split.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
+#include "common/status.h"
 #include "kernels/dtype.h"
 
 namespace ts {
+
+// Memory a backend allocated (Backend::Alloc): freed by `release` when the buffer dies. Move-only.
+// The backend that made it must outlive it.
+class Buffer {
+ public:
+  using Release = void (*)(void* data, size_t bytes, int tag);
+  Buffer() = default;
+  Buffer(void* data, size_t bytes, Release release, int tag)
+      : data_(data), bytes_(bytes), release_(release), tag_(tag) {}
+  ~Buffer() { Reset(); }
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      data_ = std::exchange(other.data_, nullptr);
+      bytes_ = std::exchange(other.bytes_, 0);
+      release_ = std::exchange(other.release_, nullptr);
+      tag_ = other.tag_;
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() const { return data_; }
+  size_t size() const { return bytes_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  void Reset() {
+    if (data_ != nullptr && release_ != nullptr) release_(data_, bytes_, tag_);
+    data_ = nullptr;
+    bytes_ = 0;
+  }
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  Release release_ = nullptr;
+  int tag_ = 0;  // the backend's own (CUDA: the device)
+};
 
 // One layer's KV cache: k and v are (n_kv_heads, capacity, head_dim), f32 or bf16.
 struct KvLayerView {
@@ -50,6 +100,28 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string Name() const = 0;
+
+  // ---- memory (ggml's buffer split: the caller plans, the backend owns the bytes) ----
+  // True when backend memory is host memory: host code may then read and write it directly, and
+  // callers skip the copies below.
+  virtual bool host_memory() const = 0;
+  // `bytes` of backend memory, 256-byte aligned, contents undefined. ResourceExhausted when it
+  // does not fit.
+  virtual StatusOr<Buffer> Alloc(size_t bytes) = 0;
+  // Host -> backend. `src` may be reused as soon as this returns.
+  virtual void Upload(void* dst, const void* src, size_t bytes) = 0;
+  // Backend -> host: waits for every op called before it; returns their first error.
+  virtual Status Download(void* dst, const void* src, size_t bytes) = 0;
+  // Within backend memory: `bytes` from src to dst (no overlap).
+  virtual void Copy(void* dst, const void* src, size_t bytes) = 0;
+  // `height` rows of `width` bytes: row r from src + r * src_pitch to dst + r * dst_pitch.
+  virtual void Copy2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                      size_t height) = 0;
+  virtual void Memset(void* dst, int value, size_t bytes) = 0;
+  // Waits for every op called so far; returns the first error of any of them.
+  virtual Status Synchronize() = 0;
+
+  // ---- ops ----
 
   // y (n, w.rows) = x (n, w.cols) * W^T (+ bias (w.rows) when bias != nullptr).
   virtual void MatMul(const Matrix& w, const float* x, int64_t n, float* y,
@@ -90,5 +162,12 @@ class Backend {
 
 // The CPU backend with `n_threads` worker threads (SIMD target chosen at run time).
 std::unique_ptr<Backend> MakeCpuBackend(int n_threads);
+
+// Host memory as the CPU backend allocates it (KV caches and other callers without a backend):
+// large buffers are anonymous mappings faulted in at once (MAP_POPULATE), so memory that does not
+// fit fails here, not hours into a job.
+StatusOr<Buffer> AllocHostMemory(size_t bytes);
+void HostCopy2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                size_t height);
 
 }  // namespace ts

@@ -55,8 +55,10 @@ StatusOr<VerifyBenchResult> RunVerifyBench(const Model& model, Backend* backend,
   const int max_rows = options.rows.back();
   const int64_t n = static_cast<int64_t>(prompt.size());
   TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
-                      KvCache::Create(config, n + max_rows, options.kv_dtype));
-  Transformer transformer(config, model.weights(), backend,
+                      KvCache::Create(config, n + max_rows, options.kv_dtype, backend));
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<PlacedWeights> weights,
+                      PlacedWeights::Place(model.weights(), config, *backend));
+  Transformer transformer(config, weights->get(), backend,
                           std::max<int64_t>(options.prefill_chunk, max_rows));
   VerifyBenchResult result;
   result.context_tokens = n;

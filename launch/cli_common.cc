@@ -6,6 +6,11 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
+#if TS_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
 namespace ts::cli {
 
 std::string CacheDir() {
@@ -20,6 +25,8 @@ std::string CacheDir() {
 std::string DefaultModelPath() { return CacheDir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"; }
 
 void AddBackendOptions(CLI::App* app, BackendOptions* options) {
+  app->add_option("--device", options->device, "where the model runs: cpu, cuda or cuda:N")
+      ->capture_default_str();
   app->add_option("-t,--threads", options->threads, "CPU threads (0 = all hardware threads)")
       ->check(CLI::Range(0, kMaxThreads));
   app->add_option("--kv-dtype", options->kv_dtype, "KV cache element type: bf16 or f32")
@@ -51,6 +58,28 @@ StatusOr<DType> ParseKvDtype(const std::string& name) {
 }
 
 StatusOr<std::unique_ptr<Backend>> MakeBackend(const BackendOptions& options) {
+  const std::string& device = options.device;
+  if (device == "cuda" || device.starts_with("cuda:")) {
+    int index = 0;
+    if (device.size() > 5 && !absl::SimpleAtoi(device.substr(5), &index)) {
+      return BadInput("--device: expected cpu, cuda or cuda:N, got '", device, "'");
+    }
+#if TS_CUDA
+    StatusOr<std::unique_ptr<CudaBackend>> cuda = CreateCudaBackend(index);
+    if (!cuda.ok()) {
+      return RuntimeFailure("--device ", device, ": no usable CUDA device (",
+                            cuda.status().message(), ")");
+    }
+    return std::unique_ptr<Backend>(std::move(*cuda));
+#else
+    return RuntimeFailure(
+        "--device ", device,
+        ": this build has no CUDA backend (nvcc was not found at configure time)");
+#endif
+  }
+  if (device != "cpu") {
+    return BadInput("--device: expected cpu, cuda or cuda:N, got '", device, "'");
+  }
   int threads = options.threads;
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return MakeCpuBackend(threads);

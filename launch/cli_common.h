@@ -45,7 +45,8 @@ CLI::Validator IntegerIn(T lo = std::numeric_limits<T>::min(),
 }
 
 struct BackendOptions {
-  int threads = 0;  // 0: all hardware threads
+  std::string device = "cpu";  // cpu | cuda | cuda:N
+  int threads = 0;             // 0: all hardware threads
   // bf16: half the bytes of f32, faster at every verify size on the CPU, and no measurable
   // perplexity cost (SmolLM2 on GPL-3: 15.6375 vs 15.6524 with f32).
   std::string kv_dtype = "bf16";

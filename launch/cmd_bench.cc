@@ -289,6 +289,7 @@ Status RunBench(const BenchArgs& args) {
                                        "figures include earlier modes)";
   // Tensor parallel: every rank runs both modes; rank 0 prints and writes the reports.
   TS_ASSIGN_OR_RETURN(TensorParallelRank parallel, SetUpTensorParallel(args.parallel, model));
+  TS_RETURN_IF_ERROR(parallel.Place(model, backend.get()));
   TS_RETURN_IF_ERROR(parallel.ShardHeads(heads.get()));
   report.tp = args.parallel.tp;
   const bool printer = parallel.printer();

@@ -301,6 +301,7 @@ Status RunGenerate(const GenerateArgs& args) {
   TS_ASSIGN_OR_RETURN(spec.tokenswift_options, ParseTokenSwiftFlags(args.tokenswift));
   spec.kv_dtype = kv_dtype;
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
+  TS_RETURN_IF_ERROR(parallel.Place(model, backend.get()));
   std::unique_ptr<DraftHeads> heads;
   if (spec.tokenswift) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));
@@ -312,7 +313,9 @@ Status RunGenerate(const GenerateArgs& args) {
                args.model, config.n_layers, config.hidden_size, config.vocab_size,
                prompt_ids.size(),
                KvCache::BytesFor(*parts.config, JobCapacity(spec), kv_dtype) / 1048576.0);
-  TS_RETURN_IF_ERROR(CheckJobMemory(*parts.config, spec));  // before --output is opened
+  if (backend->host_memory()) {
+    TS_RETURN_IF_ERROR(CheckJobMemory(*parts.config, spec));  // before --output is opened
+  }
   if (ctx > config.max_position) {
     spdlog::warn("--ctx-size {} is beyond the model's trained context of {} tokens", ctx,
                  config.max_position);

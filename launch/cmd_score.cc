@@ -29,9 +29,12 @@ Status RunScore(const ScoreArgs& args) {
                                            static_cast<int64_t>(ids.size()));
   if (!args.stats_json.empty()) TS_RETURN_IF_ERROR(CheckWritable(args.stats_json, "--stats-json"));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
-  TS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
-                      KvCache::Create(config, std::max<int64_t>(window, 2), kv_dtype));
-  Transformer transformer(config, model.weights(), backend.get(), args.backend.batch_size);
+  TS_ASSIGN_OR_RETURN(
+      std::unique_ptr<KvCache> cache,
+      KvCache::Create(config, std::max<int64_t>(window, 2), kv_dtype, backend.get()));
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<PlacedWeights> weights,
+                      PlacedWeights::Place(model.weights(), config, *backend));
+  Transformer transformer(config, weights->get(), backend.get(), args.backend.batch_size);
   TS_ASSIGN_OR_RETURN(ScoreResult score, ScoreTokens(transformer, *cache, ids, window));
   std::printf("tokens: %zu scored of %zu, window %lld, mean logprob %.6f, perplexity %.4f\n",
               score.logprobs.size(), ids.size(), static_cast<long long>(window), score.mean_logprob,

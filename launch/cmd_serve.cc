@@ -181,6 +181,7 @@ Status RunServe(const ServeArgs& args) {
   TS_RETURN_IF_ERROR(ShareVerdict(comm, setup));
 
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
+  TS_RETURN_IF_ERROR(parallel.Place(model, backend.get()));
   std::unique_ptr<DraftHeads> heads;
   if (!args.heads.empty()) {
     TS_ASSIGN_OR_RETURN(heads, DraftHeads::Load(args.heads, config, /*max_rows=*/1));

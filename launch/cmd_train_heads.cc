@@ -251,6 +251,10 @@ Status RunTrainHeads(const TrainHeadsArgs& args) {
   TS_ASSIGN_OR_RETURN(Model model, LoadModel(args.model, /*require_tokenizer=*/true));
   const ModelConfig& config = model.config();
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(args.backend));
+  if (!backend->host_memory()) {
+    return BadInput("--device: train-heads runs on the CPU (its trainer is host code), got '",
+                    args.backend.device, "'");
+  }
   const int threads = args.backend.threads > 0
                           ? args.backend.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -27,11 +27,19 @@ Status ValidateTensorParallel(const TensorParallelFlags& flags);
 struct TensorParallelRank {
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<TpShard> shard;
+  std::unique_ptr<PlacedWeights> placed;  // set by Place
 
   bool printer() const { return comm == nullptr || comm->rank() == 0; }  // prints and writes
   const ModelConfig& config(const Model& m) const { return shard ? shard->config() : m.config(); }
+  // The rank's weights in the backend's memory once Place has run (host memory before).
   const ModelWeights& weights(const Model& m) const {
+    if (placed != nullptr) return placed->get();
     return shard ? shard->weights() : m.weights();
+  }
+  // Puts the rank's weights where `backend` computes (an upload on a device backend).
+  Status Place(const Model& m, Backend* backend) {
+    TS_ASSIGN_OR_RETURN(placed, PlacedWeights::Place(weights(m), config(m), *backend));
+    return absl::OkStatus();
   }
   // Splits loaded draft heads like this rank's slices (nothing to do in one process).
   Status ShardHeads(DraftHeads* heads) const;

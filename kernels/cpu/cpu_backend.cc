@@ -1,9 +1,15 @@
 // The CPU backend: ts::Backend on host memory, SIMD kernels chosen at run time (Highway) and a
 // persistent thread pool. One backend serves one caller thread at a time (its scratch buffers
 // and pool are not shared between concurrent calls).
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
@@ -21,6 +27,21 @@ class CpuBackend final : public Backend {
     return std::string("cpu(") + cpu::MatMulTargetName() + ", " +
            std::to_string(pool_.NumThreads()) + " threads)";
   }
+
+  bool host_memory() const override { return true; }
+  StatusOr<Buffer> Alloc(size_t bytes) override { return AllocHostMemory(bytes); }
+  void Upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  Status Download(void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+    return absl::OkStatus();
+  }
+  void Copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void Copy2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+              size_t height) override {
+    HostCopy2D(dst, dst_pitch, src, src_pitch, width, height);
+  }
+  void Memset(void* dst, int value, size_t bytes) override { std::memset(dst, value, bytes); }
+  Status Synchronize() override { return absl::OkStatus(); }
 
   void MatMul(const Matrix& w, const float* x, int64_t n, float* y, const float* bias) override {
     cpu::MatMul(pool_, matmul_scratch_, w, x, n, y, bias);
@@ -63,7 +84,43 @@ class CpuBackend final : public Backend {
   cpu::AttentionScratch attn_scratch_;
 };
 
+// Below this size, aligned heap memory; at and above it, an anonymous mapping faulted in at once.
+constexpr size_t kMapBytes = size_t{1} << 20;
+
+void ReleaseHost(void* data, size_t bytes, int /*tag*/) {
+  if (bytes >= kMapBytes) {
+    munmap(data, bytes);
+  } else {
+    std::free(data);
+  }
+}
+
 }  // namespace
+
+StatusOr<Buffer> AllocHostMemory(size_t bytes) {
+  if (bytes == 0) return Buffer();
+  void* p = nullptr;
+  if (bytes >= kMapBytes) {
+    p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1,
+             0);
+    if (p == MAP_FAILED) p = nullptr;
+  } else {
+    p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  }
+  if (p == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", bytes, " bytes of host memory: ", std::strerror(errno)));
+  }
+  return Buffer(p, bytes, ReleaseHost, 0);
+}
+
+void HostCopy2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                size_t height) {
+  for (size_t r = 0; r < height; ++r) {
+    std::memcpy(static_cast<uint8_t*>(dst) + r * dst_pitch,
+                static_cast<const uint8_t*>(src) + r * src_pitch, width);
+  }
+}
 
 std::unique_ptr<Backend> MakeCpuBackend(int n_threads) {
   return std::make_unique<CpuBackend>(n_threads);

@@ -17,41 +17,11 @@
 
 namespace ts {
 
-// ---- DeviceBuffer --------------------------------------------------------------------------
-
-DeviceBuffer::~DeviceBuffer() { Reset(); }
-
-DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
-    : device_(std::exchange(other.device_, -1)),
-      data_(std::exchange(other.data_, nullptr)),
-      bytes_(std::exchange(other.bytes_, 0)) {}
-
-DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
-  if (this != &other) {
-    Reset();
-    device_ = std::exchange(other.device_, -1);
-    data_ = std::exchange(other.data_, nullptr);
-    bytes_ = std::exchange(other.bytes_, 0);
-  }
-  return *this;
-}
-
-void DeviceBuffer::Reset() {
-  if (data_ != nullptr) {
-    int current = -1;
-    cudaGetDevice(&current);
-    if (current != device_) cudaSetDevice(device_);
-    cudaFree(data_);  // a failure here cannot be reported from a destructor
-    if (current != device_ && current >= 0) cudaSetDevice(current);
-  }
-  data_ = nullptr;
-  bytes_ = 0;
-}
-
 StatusOr<Matrix> CudaBackend::UploadMatrix(const Matrix& host, DeviceBuffer* storage) {
   const size_t bytes = host.row_bytes * static_cast<size_t>(host.rows);
   TS_ASSIGN_OR_RETURN(*storage, Alloc(bytes));
-  TS_RETURN_IF_ERROR(CopyToDevice(storage->data(), host.data, bytes));
+  Upload(storage->data(), host.data, bytes);
+  TS_RETURN_IF_ERROR(Synchronize());
   Matrix m = host;
   m.data = storage->data();
   return m;
@@ -61,6 +31,19 @@ namespace {
 
 using cuda::kMaxHeadDim;
 using cuda::kMaxMatMulRows;
+
+void ReleaseDeviceMemory(void* data, size_t /*bytes*/, int device) {
+  int current = -1;
+  cudaGetDevice(&current);
+  if (current != device) cudaSetDevice(device);
+  cudaFree(data);  // a failure here cannot be reported from a destructor
+  if (current != device && current >= 0) cudaSetDevice(current);
+}
+
+Status CudaCall(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(e)));
+}
 
 bool Aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
 
@@ -112,38 +95,55 @@ class CudaBackendImpl final : public CudaBackend {
   std::string Name() const override { return name_; }
 
   // ---- memory ----
-  StatusOr<DeviceBuffer> Alloc(size_t bytes) override {
+  bool host_memory() const override { return false; }
+  StatusOr<Buffer> Alloc(size_t bytes) override {
     TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     void* p = nullptr;
-    if (bytes > 0) TS_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, bytes));
-    return DeviceBuffer(device_, p, bytes);
+    if (bytes > 0) {
+      const cudaError_t e = cudaMalloc(&p, bytes);
+      if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // not sticky: clear it
+        return absl::ResourceExhaustedError(
+            absl::StrCat(name_, ": cannot allocate ", bytes, " bytes of device memory"));
+      }
+      TS_CUDA_RETURN_IF_ERROR(e);
+    }
+    return Buffer(p, bytes, ReleaseDeviceMemory, device_);
   }
-  Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
+  // cudaMemcpyAsync from pageable memory returns once the source is staged, so `src` may be
+  // reused at once (Backend's contract); a pinned `src` would need UploadAsync's care.
+  void Upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    Record(CudaCall(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_),
+                    "cudaMemcpyAsync (upload)"));
+  }
+  Status UploadAsync(void* dst, const void* src, size_t bytes) override {
     TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     TS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
-    TS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return absl::OkStatus();
   }
-  Status CopyToDeviceAsync(void* dst, const void* src, size_t bytes) override {
-    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    TS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
-    return absl::OkStatus();
+  Status Download(void* dst, const void* src, size_t bytes) override {
+    if (bytes > 0) {
+      Record(CudaCall(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_),
+                      "cudaMemcpyAsync (download)"));
+    }
+    return Synchronize();
   }
-  Status CopyToHost(void* dst, const void* src, size_t bytes) override {
-    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    TS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    TS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    return absl::OkStatus();
+  void Copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    Record(CudaCall(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_),
+                    "cudaMemcpyAsync (device to device)"));
   }
-  Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes) override {
-    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    TS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
-    return absl::OkStatus();
+  void Copy2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+              size_t height) override {
+    if (width == 0 || height == 0) return;
+    Record(CudaCall(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, height,
+                                      cudaMemcpyDeviceToDevice, stream_),
+                    "cudaMemcpy2DAsync"));
   }
-  Status Memset(void* dst, int value, size_t bytes) override {
-    TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    TS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dst, value, bytes, stream_));
-    return absl::OkStatus();
+  void Memset(void* dst, int value, size_t bytes) override {
+    if (bytes == 0) return;
+    Record(CudaCall(cudaMemsetAsync(dst, value, bytes, stream_), "cudaMemsetAsync"));
   }
   Status Synchronize() override {
     Record(SyncAndReadErrorWord());

@@ -43,50 +43,16 @@ struct CudaBackendOptions {
   bool cublaslt_for_float_weights = false;
 };
 
-// Device memory owned by a CudaBackend's device; freed on destruction. Move-only.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(int device, void* data, size_t bytes)
-      : device_(device), data_(data), bytes_(bytes) {}
-  ~DeviceBuffer();
-  DeviceBuffer(DeviceBuffer&& other) noexcept;
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  void* data() const { return data_; }
-  size_t size() const { return bytes_; }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(data_);
-  }
-
- private:
-  void Reset();
-  int device_ = -1;
-  void* data_ = nullptr;
-  size_t bytes_ = 0;
-};
+// Device memory (Backend::Alloc's Buffer on this backend).
+using DeviceBuffer = Buffer;
 
 class CudaBackend : public Backend {
  public:
-  // ---- device memory (what the shared Backend interface should gain) ----
-  // Allocations are 256-byte aligned; contents are undefined.
-  virtual StatusOr<DeviceBuffer> Alloc(size_t bytes) = 0;
-  // Stream-ordered copies. CopyToDevice and CopyToHost return when the copy is complete (so
-  // CopyToHost also waits for every op enqueued before it). CopyToDeviceAsync returns at once:
-  // `src` must stay valid and unchanged until the next Synchronize() (use pinned host memory for
-  // real overlap; pageable memory is staged by the driver).
-  virtual Status CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
-  virtual Status CopyToDeviceAsync(void* dst, const void* src, size_t bytes) = 0;
-  virtual Status CopyToHost(void* dst, const void* src, size_t bytes) = 0;
-  virtual Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes) = 0;
-  // Stream-ordered memset of device memory (e.g. clearing a KV cache).
-  virtual Status Memset(void* dst, int value, size_t bytes) = 0;
-  // Waits for all enqueued work; returns the first error recorded so far (host-side, launch, or
-  // the device error word).
-  virtual Status Synchronize() = 0;
+  // ---- device memory beyond Backend's (Alloc, Upload, Download, Copy, Copy2D, Memset,
+  // Synchronize: see kernels/backend.h; on this backend they are ordered on stream()) ----
+  // Returns at once: `src` must stay valid and unchanged until the next Synchronize() (use pinned
+  // host memory for real overlap; pageable memory is staged by the driver).
+  virtual Status UploadAsync(void* dst, const void* src, size_t bytes) = 0;
   // The first error recorded so far, without waiting for the device.
   virtual Status status() const = 0;
 

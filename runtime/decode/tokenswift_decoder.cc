@@ -197,7 +197,7 @@ Status TokenSwiftDecoder::Calibrate() {
       TS_RETURN_IF_ERROR(Verify(rows <= kEagerLogitsRows));
       const float* logits = logits_all_.data();
       if (rows > kEagerLogitsRows) {
-        model_->Logits(hidden_.data(), 1, row_logits_.data());
+        TS_RETURN_IF_ERROR(model_->Logits(hidden_.data(), 1, row_logits_.data()));
         logits = row_logits_.data();
       }
       TS_RETURN_IF_ERROR(SampleNext(logits).status());
@@ -475,7 +475,8 @@ Status TokenSwiftDecoder::Step(int64_t max_tokens, std::vector<int32_t>& out) {
   auto target_of = [&](int node) -> StatusOr<int32_t> {
     float* logits = logits_all_.data() + node * vocab_;
     if (!eager) {
-      model_->Logits(hidden_.data() + node * hidden_size_, 1, row_logits_.data());
+      TS_RETURN_IF_ERROR(
+          model_->Logits(hidden_.data() + node * hidden_size_, 1, row_logits_.data()));
       logits = row_logits_.data();
     }
     TS_ASSIGN_OR_RETURN(const int32_t target, SampleNext(logits));

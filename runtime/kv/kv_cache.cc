@@ -1,9 +1,8 @@
 #include "runtime/kv/kv_cache.h"
 
-#include <sys/mman.h>
+#include <utility>
 
-#include <cerrno>
-#include <cstring>
+#include "absl/strings/str_cat.h"
 
 namespace ts {
 
@@ -14,7 +13,7 @@ size_t KvCache::BytesFor(const ModelConfig& config, int64_t capacity, DType dtyp
 }
 
 StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const ModelConfig& config, int64_t capacity,
-                                                   DType dtype) {
+                                                   DType dtype, Backend* backend) {
   if (dtype != DType::kF32 && dtype != DType::kBF16) {
     return BadInput("--kv-dtype: expected f32 or bf16");
   }
@@ -27,33 +26,34 @@ StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const ModelConfig& config, in
   cache->dtype_ = dtype;
   cache->bytes_ = BytesFor(config, capacity, dtype);
   cache->layer_bytes_ = cache->bytes_ / static_cast<size_t>(config.n_layers);
-  // MAP_POPULATE: the pages are faulted in now, so a cache that does not fit fails (or is
-  // refused) at the start of a job, not hours into it, and decoding takes no page faults.
-  void* p = mmap(nullptr, cache->bytes_, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (p == MAP_FAILED) {
+  cache->backend_ = backend;
+  // Host memory is faulted in now (AllocHostMemory), so a cache that does not fit fails at the
+  // start of a job, not hours into it, and decoding takes no page faults.
+  StatusOr<Buffer> memory =
+      backend != nullptr ? backend->Alloc(cache->bytes_) : AllocHostMemory(cache->bytes_);
+  if (!memory.ok()) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("KV cache: cannot reserve ", cache->bytes_, " bytes: ", std::strerror(errno)));
+        absl::StrCat("KV cache of ", cache->bytes_, " bytes: ", memory.status().message()));
   }
-  cache->memory_ = p;
+  cache->memory_ = *std::move(memory);
   return cache;
-}
-
-KvCache::~KvCache() {
-  if (memory_ != nullptr) munmap(memory_, bytes_);
 }
 
 void KvCache::CopySlot(int64_t from, int64_t to) {
   if (from == to) return;
   const size_t elem = dtype_ == DType::kBF16 ? 2 : 4;
   const size_t row = static_cast<size_t>(head_dim_) * elem;
+  const size_t head_pitch = static_cast<size_t>(capacity_) * row;
   for (int l = 0; l < n_layers_; ++l) {
     const KvLayerView view = Layer(l);
     for (void* base : {view.k, view.v}) {
-      for (int h = 0; h < n_kv_heads_; ++h) {
-        uint8_t* head = static_cast<uint8_t*>(base) + static_cast<size_t>(h) * capacity_ * row;
-        std::memcpy(head + static_cast<size_t>(to) * row, head + static_cast<size_t>(from) * row,
-                    row);
+      // One slot of every KV head: n_kv_heads rows of `row` bytes, one head apart.
+      uint8_t* dst = static_cast<uint8_t*>(base) + static_cast<size_t>(to) * row;
+      const uint8_t* src = static_cast<uint8_t*>(base) + static_cast<size_t>(from) * row;
+      if (backend_ != nullptr) {
+        backend_->Copy2D(dst, head_pitch, src, head_pitch, row, n_kv_heads_);
+      } else {
+        HostCopy2D(dst, head_pitch, src, head_pitch, row, n_kv_heads_);
       }
     }
   }
@@ -61,7 +61,7 @@ void KvCache::CopySlot(int64_t from, int64_t to) {
 
 KvLayerView KvCache::Layer(int layer) const {
   KvLayerView view;
-  uint8_t* base = static_cast<uint8_t*>(memory_) + static_cast<size_t>(layer) * layer_bytes_;
+  uint8_t* base = memory_.as<uint8_t>() + static_cast<size_t>(layer) * layer_bytes_;
   view.k = base;
   view.v = base + layer_bytes_ / 2;
   view.dtype = dtype_;

@@ -19,9 +19,9 @@ class KvCache {
  public:
   // Bytes a cache of `capacity` slots needs for `config` (what Create would allocate).
   static size_t BytesFor(const ModelConfig& config, int64_t capacity, DType dtype);
+  // In `backend`'s memory (host memory when nullptr, as the CPU backend's).
   static StatusOr<std::unique_ptr<KvCache>> Create(const ModelConfig& config, int64_t capacity,
-                                                   DType dtype);
-  ~KvCache();
+                                                   DType dtype, Backend* backend = nullptr);
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
 
@@ -42,7 +42,8 @@ class KvCache {
   DType dtype_ = DType::kF32;
   size_t layer_bytes_ = 0;  // K and V of one layer
   size_t bytes_ = 0;
-  void* memory_ = nullptr;  // anonymous mapping: pages are committed when first written
+  Backend* backend_ = nullptr;  // nullptr: host memory
+  Buffer memory_;
 };
 
 }  // namespace ts

@@ -2,9 +2,13 @@
 // (norms, biases) are converted to f32 and owned by the loaded model.
 #pragma once
 
+#include <memory>
 #include <vector>
 
+#include "common/status.h"
+#include "kernels/backend.h"
 #include "kernels/dtype.h"
+#include "runtime/model/config.h"
 
 namespace ts {
 
@@ -24,6 +28,25 @@ struct ModelWeights {
   Matrix lm_head;                     // (vocab, hidden); same memory as embed when tied
   const float* final_norm = nullptr;  // (hidden)
   std::vector<LayerWeights> layers;
+};
+
+// A model's weights in a backend's memory: on a host-memory backend the host weights themselves;
+// otherwise every matrix and vector uploaded once (as stored: quantized matrices stay quantized),
+// tied matrices once, the copies owned here.
+class PlacedWeights {
+ public:
+  static StatusOr<std::unique_ptr<PlacedWeights>> Place(const ModelWeights& host,
+                                                        const ModelConfig& config,
+                                                        Backend& backend);
+  const ModelWeights& get() const { return host_ != nullptr ? *host_ : placed_; }
+  size_t uploaded_bytes() const { return uploaded_bytes_; }
+
+ private:
+  PlacedWeights() = default;
+  const ModelWeights* host_ = nullptr;
+  ModelWeights placed_;
+  std::vector<Buffer> storage_;
+  size_t uploaded_bytes_ = 0;
 };
 
 }  // namespace ts

@@ -58,6 +58,15 @@ for args in "--temperature -1|--temperature" "--temperature nan|--temperature" \
 done
 
 if [ -f "$model" ]; then
+  # --device: a misspelling is bad input; cuda without a GPU (CI) is one line naming the device.
+  expect_error 2 "--device: expected cpu, cuda or cuda:N, got 'tpu'" -- \
+    generate --model "$model" --prompt hi -n 4 --device tpu
+  if ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }; then
+    expect_error 1 "--device cuda: no usable CUDA device" -- \
+      generate --model "$model" --prompt hi -n 4 --device cuda
+    expect_error 1 "--device cuda:1: no usable CUDA device" -- \
+      score --model "$model" --text-file "$0" --device cuda:1
+  fi
   expect_error 2 "--max-new-tokens" -- generate --model "$model" --prompt hi -n 9000
   expect_error 2 "--prompt" -- generate --model "$model" -n 4
   expect_error 2 "--threads" -- generate --model "$model" --prompt hi -n 4 --threads 100000

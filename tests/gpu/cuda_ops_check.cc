@@ -55,7 +55,7 @@ class Dev {
   template <typename T>
   T* Upload(const std::vector<T>& host) {
     DeviceBuffer& buf = New(host.size() * sizeof(T));
-    if (!host.empty()) Ok(b_->CopyToDevice(buf.data(), host.data(), host.size() * sizeof(T)));
+    if (!host.empty()) b_->Upload(buf.data(), host.data(), host.size() * sizeof(T));
     return buf.as<T>();
   }
   // count floats followed by kPad sentinel floats.
@@ -65,18 +65,18 @@ class Dev {
   }
   std::vector<float> Download(const float* p, size_t count) {
     std::vector<float> host(count);
-    Ok(b_->CopyToHost(host.data(), p, count * sizeof(float)));
+    Ok(b_->Download(host.data(), p, count * sizeof(float)));
     return host;
   }
   template <typename T>
   std::vector<T> DownloadAs(const void* p, size_t count) {
     std::vector<T> host(count);
-    Ok(b_->CopyToHost(host.data(), p, count * sizeof(T)));
+    Ok(b_->Download(host.data(), p, count * sizeof(T)));
     return host;
   }
   bool PadIntact(const float* p, size_t count) {
     std::vector<uint32_t> pad(kPad);
-    Ok(b_->CopyToHost(pad.data(), p + count, kPad * sizeof(float)));
+    Ok(b_->Download(pad.data(), p + count, kPad * sizeof(float)));
     for (uint32_t v : pad) {
       if (v != kSentinelBits) return false;
     }
@@ -254,7 +254,7 @@ void CheckRmsNorm(Harness& h, CudaBackend* b, std::mt19937& rng) {
       float* out = in_place ? dx : dev.Output(n * dim);
       {
         const float* tmp = dev.Upload(x);
-        dev.Check(b->CopyDeviceToDevice(dx, tmp, n * dim * sizeof(float)));
+        b->Copy(dx, tmp, n * dim * sizeof(float));
       }
       b->RmsNorm(dx, dev.Upload(wt), n, dim, 1e-5f, out);
       if (!Sync(h, b, dev, name)) continue;
@@ -291,7 +291,7 @@ void CheckRope(Harness& h, CudaBackend* b, std::mt19937& rng) {
       std::vector<int32_t> positions(n);
       for (auto& p : positions) p = pos(rng);
       float* dx = dev.Output(count);
-      dev.Check(b->CopyDeviceToDevice(dx, dev.Upload(x), count * sizeof(float)));
+      b->Copy(dx, dev.Upload(x), count * sizeof(float));
       b->Rope(dx, n, n_heads, head_dim, dev.Upload(positions), dev.Upload(inv_freq), mscale, style);
       if (!Sync(h, b, dev, name)) continue;
       const auto got = dev.Download(dx, count);
@@ -536,7 +536,7 @@ void CheckElementwise(Harness& h, CudaBackend* b, std::mt19937& rng) {
     float* out = dev.Output(count);
     b->SwiGlu(dev.Upload(g), dev.Upload(u), n, dim, out);
     float* x = dev.Output(count);
-    dev.Check(b->CopyDeviceToDevice(x, dev.Upload(g), count * sizeof(float)));
+    b->Copy(x, dev.Upload(g), count * sizeof(float));
     b->Add(x, dev.Upload(u), count);
     const std::string name = absl::StrCat("SwiGlu+Add n=", n);
     if (!Sync(h, b, dev, name)) continue;
