@@ -15,8 +15,7 @@
 namespace ts {
 
 StatusOr<TreeExactnessReport> CheckTreeVerifyEqualsAr(const ModelConfig& config,
-                                                      const ModelWeights& weights,
-                                                      Backend& backend,
+                                                      const ModelWeights& weights, Backend& backend,
                                                       std::span<const int32_t> prefix,
                                                       const TreeExactnessOptions& options) {
   const int n = options.nodes;

@@ -24,9 +24,9 @@ struct TreeExactnessOptions {
 
 struct TreeExactnessReport {
   int nodes = 0;
-  int depth = 0;          // deepest node
-  int ar_forwards = 0;    // single-token passes the reference took
-  int mismatched = 0;     // nodes whose logits differ in any bit
+  int depth = 0;        // deepest node
+  int ar_forwards = 0;  // single-token passes the reference took
+  int mismatched = 0;   // nodes whose logits differ in any bit
   float max_abs_diff = 0;
   std::string first_mismatch;  // "node N (depth D): logit V: tree X, AR Y", empty when none
 };
@@ -34,8 +34,7 @@ struct TreeExactnessReport {
 // Prefills `prefix` (backend memory for weights: see PlacedWeights), verifies one random tree of
 // options.nodes tokens over it, then decodes each node's path token by token and compares.
 StatusOr<TreeExactnessReport> CheckTreeVerifyEqualsAr(const ModelConfig& config,
-                                                      const ModelWeights& weights,
-                                                      Backend& backend,
+                                                      const ModelWeights& weights, Backend& backend,
                                                       std::span<const int32_t> prefix,
                                                       const TreeExactnessOptions& options);
 

@@ -39,7 +39,7 @@ class Uploader {
   }
   StatusOr<const float*> Put(const float* v, int64_t count, const std::string& what) {
     TS_ASSIGN_OR_RETURN(const void* p, Put(static_cast<const void*>(v),
-                                            static_cast<size_t>(count) * sizeof(float), what));
+                                           static_cast<size_t>(count) * sizeof(float), what));
     return static_cast<const float*>(p);
   }
 

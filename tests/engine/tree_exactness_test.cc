@@ -75,8 +75,8 @@ TEST_P(TreeExactnessTest, EveryNodeHasItsPathsArLogits) {
   options.kv_dtype = c.kv;
   for (const uint64_t seed : {1u, 2u}) {
     options.seed = seed;
-    auto report = CheckTreeVerifyEqualsAr(model_->config(), model_->weights(), *backend,
-                                          Prefix(70), options);
+    auto report =
+        CheckTreeVerifyEqualsAr(model_->config(), model_->weights(), *backend, Prefix(70), options);
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_EQ(report->nodes, 64);
     EXPECT_GE(report->depth, 8);  // a tree, not a fan: paths several tokens deep
@@ -85,18 +85,17 @@ TEST_P(TreeExactnessTest, EveryNodeHasItsPathsArLogits) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Presets, TreeExactnessTest,
-    ::testing::Values(Case{"llama-gqa-3kv", DType::kF32, DType::kBF16, 2},
-                      Case{"llama-gqa-llama3", DType::kBF16, DType::kF32, 1},
-                      Case{"qwen2-yarn", DType::kF32, DType::kF32, 2}),
-    [](const ::testing::TestParamInfo<Case>& info) {
-      std::string n = Name(info.param);
-      for (char& ch : n) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      }
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Presets, TreeExactnessTest,
+                         ::testing::Values(Case{"llama-gqa-3kv", DType::kF32, DType::kBF16, 2},
+                                           Case{"llama-gqa-llama3", DType::kBF16, DType::kF32, 1},
+                                           Case{"qwen2-yarn", DType::kF32, DType::kF32, 2}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           std::string n = Name(info.param);
+                           for (char& ch : n) {
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return n;
+                         });
 
 // The CPU backend with attention that forgets the last extra slot of rows with two or more: the
 // node itself, for every tree node below the root.

@@ -193,9 +193,8 @@ Status Bench(CudaBackend& b, const Args& args, double bandwidth, Report& report)
       batch.slots = pos;
       batch.mask.prefix_len = prefix.data();
       batch.logits_rows = rows;
-      TS_ASSIGN_OR_RETURN(const double ms, MedianMs(5, [&] {
-                            return tf.Forward(batch, *cache, logits.data());
-                          }));
+      TS_ASSIGN_OR_RETURN(const double ms,
+                          MedianMs(5, [&] { return tf.Forward(batch, *cache, logits.data()); }));
       const double bytes = static_cast<double>(model.matrix_bytes) + kv_bytes_per_token * (ctx + n);
       const double bound_ms = bytes / bandwidth * 1e3;
       std::printf("%-8lld %6lld %10.3f %10.3f %8.2f\n", static_cast<long long>(ctx),
@@ -223,7 +222,8 @@ int Run(const Args& args) {
   Report report(args.out);
   StatusOr<std::unique_ptr<CudaBackend>> created = CreateCudaBackend(args.device);
   if (!created.ok()) {
-    std::printf("ts_gpu_check: no GPU found (%s)\n", std::string(created.status().message()).c_str());
+    std::printf("ts_gpu_check: no GPU found (%s)\n",
+                std::string(created.status().message()).c_str());
     return 3;
   }
   CudaBackend& b = **created;
@@ -268,13 +268,17 @@ int Run(const Args& args) {
         ++failed;
       } else {
         const bool ok = r->mismatched == 0;
-        std::printf("%s exactness (seed %llu): 64-node tree (depth %d) vs AR of each path: %d of "
-                    "%d nodes differ%s%s\n",
-                    ok ? "PASS" : "FAIL", static_cast<unsigned long long>(seed), r->depth,
-                    r->mismatched, r->nodes, ok ? "" : "; first: ", r->first_mismatch.c_str());
-        j = {{"seed", seed},          {"nodes", r->nodes},
-             {"depth", r->depth},     {"mismatched", r->mismatched},
-             {"max_abs_diff", r->max_abs_diff}, {"first_mismatch", r->first_mismatch}};
+        std::printf(
+            "%s exactness (seed %llu): 64-node tree (depth %d) vs AR of each path: %d of "
+            "%d nodes differ%s%s\n",
+            ok ? "PASS" : "FAIL", static_cast<unsigned long long>(seed), r->depth, r->mismatched,
+            r->nodes, ok ? "" : "; first: ", r->first_mismatch.c_str());
+        j = {{"seed", seed},
+             {"nodes", r->nodes},
+             {"depth", r->depth},
+             {"mismatched", r->mismatched},
+             {"max_abs_diff", r->max_abs_diff},
+             {"first_mismatch", r->first_mismatch}};
         if (!ok) ++failed;
       }
       report.json()["exactness"].push_back(j);

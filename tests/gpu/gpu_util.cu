@@ -55,8 +55,8 @@ int Blocks(int64_t count) {
 
 bool FillRandom(void* dst, int64_t count, bool bf16, uint64_t seed, float scale, void* stream) {
   if (count <= 0) return true;
-  FillKernel<<<Blocks(count), 256, 0, static_cast<cudaStream_t>(stream)>>>(dst, count, bf16,
-                                                                           seed, scale);
+  FillKernel<<<Blocks(count), 256, 0, static_cast<cudaStream_t>(stream)>>>(dst, count, bf16, seed,
+                                                                           scale);
   return cudaGetLastError() == cudaSuccess;
 }
 

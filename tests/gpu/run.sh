@@ -51,12 +51,12 @@ else
   bin="build/tests/gpu"
 fi
 
-command -v nvcc >/dev/null && nvcc --version | tail -2
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   echo "run.sh: no GPU found (nvidia-smi lists none); everything is built, nothing ran"
   exit 3
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+command -v nvcc >/dev/null && nvcc --version | tail -1
 
 failed=0
 echo "== op checks (ts_cuda_ops_check)"
