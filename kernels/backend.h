@@ -145,6 +145,11 @@ class Backend {
   // Writes k, v (n, n_kv_heads, head_dim) into cache slots slots[0..n).
   virtual void StoreKv(const KvLayerView& cache, const float* k, const float* v, int64_t n,
                        const int32_t* slots) = 0;
+  // The partial KV cache's gather: for every KV head h and i < count, slot i of dst's head h <-
+  // slot slots[h * stride + i] of src's head h, K and V (dst.dtype == src.dtype). Slots outside
+  // src.capacity: the row is left as is (CUDA: and the device error word says so).
+  virtual void GatherKv(const KvLayerView& src, const KvLayerView& dst, const int32_t* slots,
+                        int64_t count, int64_t stride) = 0;
   // out (n, n_heads, head_dim) = softmax(q k^T * scale) v over each query's masked slots.
   // Query head h reads KV head h / (n_heads / n_kv_heads) (GQA).
   virtual void Attention(const float* q, int64_t n, int n_heads, const KvLayerView& cache,

@@ -65,6 +65,22 @@ class CpuBackend final : public Backend {
                const int32_t* slots) override {
     cpu::StoreKv(cache, k, v, n, slots);
   }
+  void GatherKv(const KvLayerView& src, const KvLayerView& dst, const int32_t* slots, int64_t count,
+                int64_t stride) override {
+    const size_t row = static_cast<size_t>(src.head_dim) * (src.dtype == DType::kBF16 ? 2 : 4);
+    for (int h = 0; h < src.n_kv_heads; ++h) {
+      const size_t s_head = static_cast<size_t>(h) * static_cast<size_t>(src.capacity) * row;
+      const size_t d_head = static_cast<size_t>(h) * static_cast<size_t>(dst.capacity) * row;
+      for (int64_t i = 0; i < count; ++i) {
+        const int32_t slot = slots[h * stride + i];
+        if (slot < 0 || slot >= src.capacity) continue;
+        const size_t s = s_head + static_cast<size_t>(slot) * row;
+        const size_t d = d_head + static_cast<size_t>(i) * row;
+        std::memcpy(static_cast<uint8_t*>(dst.k) + d, static_cast<const uint8_t*>(src.k) + s, row);
+        std::memcpy(static_cast<uint8_t*>(dst.v) + d, static_cast<const uint8_t*>(src.v) + s, row);
+      }
+    }
+  }
   void Attention(const float* q, int64_t n, int n_heads, const KvLayerView& cache,
                  const AttentionMask& mask, float scale, float* out) override {
     cpu::Attention(pool_, attn_scratch_, q, n, n_heads, cache, mask, scale, out);

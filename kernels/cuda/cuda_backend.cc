@@ -54,6 +54,7 @@ std::string DecodeErrorWord(int bits) {
   if (bits & cuda::kErrAttentionSlotOutOfRange) {
     absl::StrAppend(&s, " Attention: extra slot out of range;");
   }
+  if (bits & cuda::kErrGatherSlotOutOfRange) absl::StrAppend(&s, " GatherKv: slot out of range;");
   if (bits & cuda::kErrAttentionBadMask) {
     absl::StrAppend(&s, " Attention: prefix_len > capacity or extra_begin decreasing;");
   }
@@ -261,6 +262,23 @@ class CudaBackendImpl final : public CudaBackend {
     cuda::LaunchStoreKv(cache.k, cache.v, cache.dtype == DType::kBF16, cache.n_kv_heads,
                         cache.head_dim, cache.capacity, k, v, n, slots, ErrWord(), stream_);
     CheckLaunch(__FILE__, __LINE__, "StoreKv");
+  }
+
+  void GatherKv(const KvLayerView& src, const KvLayerView& dst, const int32_t* slots, int64_t count,
+                int64_t stride) override {
+    if (!Begin("GatherKv", count)) return;
+    if (!CheckCache("GatherKv", src) || !CheckCache("GatherKv", dst) ||
+        !Check(src.dtype == dst.dtype && src.n_kv_heads == dst.n_kv_heads &&
+                   src.head_dim == dst.head_dim,
+               "GatherKv: source and destination caches differ in shape or dtype") ||
+        !Check(count <= dst.capacity && stride >= count && slots != nullptr, "GatherKv: ", count,
+               " rows into ", dst.capacity, " slots (stride ", stride, ")")) {
+      return;
+    }
+    const size_t row = static_cast<size_t>(src.head_dim) * (src.dtype == DType::kBF16 ? 2 : 4);
+    cuda::LaunchGatherKv(src.k, src.v, src.capacity, dst.k, dst.v, dst.capacity, src.n_kv_heads,
+                         row, slots, count, stride, ErrWord(), stream_);
+    CheckLaunch(__FILE__, __LINE__, "GatherKv");
   }
 
   void Attention(const float* q, int64_t n, int n_heads, const KvLayerView& cache,

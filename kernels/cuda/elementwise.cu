@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/launch.h"
@@ -249,6 +250,44 @@ void LaunchConvertF32(const float* src, int64_t count, bool to_bf16, void* dst,
 
 void LaunchAddBias(float* y, const float* bias, int64_t n, int64_t rows, cudaStream_t stream) {
   AddBiasKernel<<<GridFor(n * rows), kThreads, 0, stream>>>(y, bias, n, rows);
+}
+
+// ---- GatherKv: one block per (row, kv head), 4-byte words (row_bytes is a multiple of 4). ----
+
+namespace {
+
+__global__ void GatherKvKernel(const uint32_t* src_k, const uint32_t* src_v, int64_t src_capacity,
+                               uint32_t* dst_k, uint32_t* dst_v, int64_t dst_capacity,
+                               int64_t row_words, const int32_t* slots, int64_t stride, int* err) {
+  const int64_t i = blockIdx.x;
+  const int64_t h = blockIdx.y;
+  const int32_t slot = slots[h * stride + i];
+  if (slot < 0 || slot >= src_capacity) {
+    if (threadIdx.x == 0) atomicOr(err, kErrGatherSlotOutOfRange);
+    return;
+  }
+  const int64_t s = (h * src_capacity + slot) * row_words;
+  const int64_t d = (h * dst_capacity + i) * row_words;
+  for (int64_t w = threadIdx.x; w < row_words; w += blockDim.x) {
+    dst_k[d + w] = src_k[s + w];
+    dst_v[d + w] = src_v[s + w];
+  }
+}
+
+}  // namespace
+
+void LaunchGatherKv(const void* src_k, const void* src_v, int64_t src_capacity, void* dst_k,
+                    void* dst_v, int64_t dst_capacity, int n_kv_heads, size_t row_bytes,
+                    const int32_t* slots, int64_t count, int64_t stride, int* err,
+                    cudaStream_t stream) {
+  if (count <= 0) return;
+  const int64_t row_words = static_cast<int64_t>(row_bytes / 4);
+  const dim3 grid(static_cast<unsigned>(count), static_cast<unsigned>(n_kv_heads));
+  const int threads = static_cast<int>(std::min<int64_t>(128, (row_words + 31) / 32 * 32));
+  GatherKvKernel<<<grid, threads, 0, stream>>>(
+      static_cast<const uint32_t*>(src_k), static_cast<const uint32_t*>(src_v), src_capacity,
+      static_cast<uint32_t*>(dst_k), static_cast<uint32_t*>(dst_v), dst_capacity, row_words, slots,
+      stride, err);
 }
 
 }  // namespace ts::cuda

@@ -23,12 +23,19 @@ enum ErrorBits : int {
   kErrStoreSlotOutOfRange = 2,
   kErrAttentionSlotOutOfRange = 4,
   kErrAttentionBadMask = 8,
+  kErrGatherSlotOutOfRange = 16,
 };
 
 // Largest batch (rows of x) one MatMul launch accepts: grid.y = ceil(n / 8) <= 65535.
 inline constexpr int64_t kMaxMatMulRows = int64_t{65535} * 8;
 // Attention supports head_dim = 32 * k for k in [1, 8].
 inline constexpr int kMaxHeadDim = 256;
+
+// Partial KV cache gather (Backend::GatherKv): row_bytes = head_dim * element size.
+void LaunchGatherKv(const void* src_k, const void* src_v, int64_t src_capacity, void* dst_k,
+                    void* dst_v, int64_t dst_capacity, int n_kv_heads, size_t row_bytes,
+                    const int32_t* slots, int64_t count, int64_t stride, int* err,
+                    cudaStream_t stream);
 
 // y (n, rows) = x (n, cols) * dequant(w)^T (+ bias). Fixed-order reduction, see matmul.cu.
 void LaunchMatMul(DType dtype, const void* w, int64_t rows, int64_t cols, size_t row_bytes,

@@ -1,11 +1,9 @@
 // Draft heads: loading (safetensors file or HF directory), applying through Backend ops, and
 // writing random heads. See draft_heads.h for the structure and its source.
 //
-// Note on backends: Apply only calls Backend ops, so it runs unchanged on any backend whose
-// pointers are host memory (the CPU one). On the CUDA backend every pointer an op receives must
-// be device memory: the linear weights, the f32 norm copies and the scratch buffers below would
-// have to be uploaded / allocated on the device, exactly as for the Transformer's own weights
-// and scratch, once the Backend interface has a memory API.
+// Note on backends: Apply only calls Backend ops. On a backend without host memory (CUDA) every
+// pointer an op receives is its memory: Place copies the weights (as stored) and allocates the
+// scratch there at the first Apply, as PlacedWeights does for the model.
 #include "runtime/decode/draft_heads.h"
 
 #include <algorithm>
@@ -221,6 +219,71 @@ StatusOr<std::unique_ptr<DraftHeads>> DraftHeads::Load(const std::string& path,
   return heads;
 }
 
+Status DraftHeads::Place(Backend& backend, int64_t vocab) {
+  if (comm_ != nullptr) {
+    return BadInput("draft heads (", source_, "): sharded heads on ", backend.Name(),
+                    ": tensor parallelism runs on host memory only so far");
+  }
+  Placement d;
+  d.backend = &backend;
+  auto floats = [&](int64_t count) -> StatusOr<float*> {
+    TS_ASSIGN_OR_RETURN(Buffer b, backend.Alloc(static_cast<size_t>(count) * sizeof(float)));
+    float* p = b.as<float>();
+    d.storage.push_back(std::move(b));
+    return p;
+  };
+  auto upload = [&](const void* host, size_t bytes) -> StatusOr<const void*> {
+    TS_ASSIGN_OR_RETURN(Buffer b, backend.Alloc(bytes));
+    backend.Upload(b.data(), host, bytes);
+    const void* p = b.data();
+    d.storage.push_back(std::move(b));
+    return p;
+  };
+  auto matrix = [&](const Matrix& m) -> StatusOr<Matrix> {
+    Matrix out = m;
+    if (m.data != nullptr) {
+      TS_ASSIGN_OR_RETURN(out.data, upload(m.data, m.row_bytes * static_cast<size_t>(m.rows)));
+    }
+    return out;
+  };
+  auto vec = [&](const float* v, int64_t count) -> StatusOr<const float*> {
+    TS_ASSIGN_OR_RETURN(const void* p, upload(v, static_cast<size_t>(count) * sizeof(float)));
+    return static_cast<const float*>(p);
+  };
+  for (const DraftHeadWeights& w : heads_) {
+    DraftHeadWeights dw;
+    TS_ASSIGN_OR_RETURN(dw.input_norm, vec(w.input_norm, hidden_));
+    TS_ASSIGN_OR_RETURN(dw.linear, matrix(w.linear));
+    TS_ASSIGN_OR_RETURN(dw.post_norm, vec(w.post_norm, hidden_));
+    d.heads.push_back(dw);
+  }
+  const int64_t rows = max_rows_ * hidden_;
+  TS_ASSIGN_OR_RETURN(d.hidden, floats(rows));
+  TS_ASSIGN_OR_RETURN(d.normed, floats(rows));
+  TS_ASSIGN_OR_RETURN(d.stream_a, floats(rows));
+  TS_ASSIGN_OR_RETURN(d.stream_b, floats(rows));
+  TS_ASSIGN_OR_RETURN(d.post_normed, floats(rows * num_heads()));
+  if (has_token_input()) {
+    TS_ASSIGN_OR_RETURN(d.token_linear, matrix(token_linear_));
+    TS_ASSIGN_OR_RETURN(d.ones, vec(ones_.data(), hidden_));
+    TS_ASSIGN_OR_RETURN(d.embeddings, floats(rows));
+    TS_ASSIGN_OR_RETURN(d.token_term, floats(rows));
+  }
+  if (mlp_up_.data != nullptr) {
+    TS_ASSIGN_OR_RETURN(d.mlp_up, matrix(mlp_up_));
+    TS_ASSIGN_OR_RETURN(d.mlp_down, matrix(mlp_down_));
+    TS_ASSIGN_OR_RETURN(d.mlp_ones, vec(mlp_ones_.data(), static_cast<int64_t>(mlp_ones_.size())));
+    TS_ASSIGN_OR_RETURN(d.mlp_in, floats(2 * rows));
+    TS_ASSIGN_OR_RETURN(d.mlp_act, floats(static_cast<int64_t>(mlp_act_.size())));
+  }
+  d.logits_count = num_heads() * max_rows_ * vocab;
+  TS_ASSIGN_OR_RETURN(d.logits, floats(d.logits_count));
+  TS_RETURN_IF_ERROR(backend.Synchronize());
+  device_ = std::move(d);
+  draft_lm_source_ = nullptr;  // the draft lm_head is rebuilt in this backend's memory
+  return absl::OkStatus();
+}
+
 Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const Matrix& lm_head,
                          float* logits_out, const float* token_embeddings) {
   if (n < 1 || n > max_rows_) {
@@ -237,12 +300,37 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
     return BadInput("draft heads (", source_, "): the heads read the next token (",
                     kDraftTokenLinearName, ") but no token embeddings were given");
   }
+  // Host vectors on a host-memory backend; the placed copies on a device backend.
+  const bool host = backend.host_memory();
+  if (!host && device_.backend != &backend) TS_RETURN_IF_ERROR(Place(backend, lm_head.rows));
+  const Placement& d = device_;
+  const std::vector<DraftHeadWeights>& heads = host ? heads_ : d.heads;
+  const Matrix& token_linear = host ? token_linear_ : d.token_linear;
+  const Matrix& mlp_up = host ? mlp_up_ : d.mlp_up;
+  const Matrix& mlp_down = host ? mlp_down_ : d.mlp_down;
+  const float* ones = host ? ones_.data() : d.ones;
+  const float* mlp_ones = host ? mlp_ones_.data() : d.mlp_ones;
+  float* normed = host ? normed_.data() : d.normed;
+  float* stream_a = host ? stream_a_.data() : d.stream_a;
+  float* stream_b = host ? stream_b_.data() : d.stream_b;
+  float* post_normed = host ? post_normed_.data() : d.post_normed;
+  float* token_term = host ? token_term_.data() : d.token_term;
+  float* mlp_in = host ? mlp_in_.data() : d.mlp_in;
+  float* mlp_act = host ? mlp_act_.data() : d.mlp_act;
   const int64_t count = n * hidden_;
   const float* prev = hidden;  // x_i, (n, hidden)
-  float* normed = normed_.data();
-  for (size_t i = 0; i < heads_.size(); ++i) {
-    const DraftHeadWeights& w = heads_[i];
-    float* next = (i % 2 == 0) ? stream_a_.data() : stream_b_.data();  // x_{i+1}
+  if (!host) {
+    backend.Upload(d.hidden, hidden, count * sizeof(float));
+    prev = d.hidden;
+    if (has_token_input()) {
+      backend.Upload(d.embeddings, token_embeddings, count * sizeof(float));
+      token_embeddings = d.embeddings;
+    }
+  }
+  const size_t row_bytes = static_cast<size_t>(hidden_) * sizeof(float);
+  for (size_t i = 0; i < heads.size(); ++i) {
+    const DraftHeadWeights& w = heads[i];
+    float* next = (i % 2 == 0) ? stream_a : stream_b;  // x_{i+1}
     backend.RmsNorm(prev, w.input_norm, n, hidden_, eps_, normed);
     if (comm_ == nullptr) {
       backend.MatMul(w.linear, normed, n, next);
@@ -250,42 +338,46 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
       TS_RETURN_IF_ERROR(ShardedLinear(backend, w.linear, normed, n, next));
     }
     if (i == 0 && has_token_input()) {  // unsharded, the same on every rank
-      if (mlp_up_.data != nullptr) {    // u = [rms_norm(x_0; input_layernorm_0); e]
-        for (int64_t r = 0; r < n; ++r) {
-          std::copy(normed + r * hidden_, normed + (r + 1) * hidden_,
-                    mlp_in_.data() + r * 2 * hidden_);
-        }
+      if (mlp_up.data != nullptr) {     // u = [rms_norm(x_0; input_layernorm_0); e]
+        backend.Copy2D(mlp_in, 2 * row_bytes, normed, row_bytes, row_bytes, n);
       }
-      backend.RmsNorm(token_embeddings, ones_.data(), n, hidden_, eps_, normed);  // e
-      backend.MatMul(token_linear_, normed, n, token_term_.data());
-      backend.Add(next, token_term_.data(), count);  // + T e
-      if (mlp_up_.data != nullptr) {                 // + D silu(U u)
-        const int64_t m = mlp_up_.rows;
-        for (int64_t r = 0; r < n; ++r) {
-          std::copy(normed + r * hidden_, normed + (r + 1) * hidden_,
-                    mlp_in_.data() + r * 2 * hidden_ + hidden_);
-        }
-        backend.MatMul(mlp_up_, mlp_in_.data(), n, mlp_act_.data());
-        backend.SwiGlu(mlp_act_.data(), mlp_ones_.data(), n, m, mlp_act_.data());  // silu * 1
-        backend.MatMul(mlp_down_, mlp_act_.data(), n, token_term_.data());
-        backend.Add(next, token_term_.data(), count);
+      backend.RmsNorm(token_embeddings, ones, n, hidden_, eps_, normed);  // e
+      backend.MatMul(token_linear, normed, n, token_term);
+      backend.Add(next, token_term, count);  // + T e
+      if (mlp_up.data != nullptr) {          // + D silu(U u)
+        const int64_t m = mlp_up.rows;
+        backend.Copy2D(mlp_in + hidden_, 2 * row_bytes, normed, row_bytes, row_bytes, n);
+        backend.MatMul(mlp_up, mlp_in, n, mlp_act);
+        backend.SwiGlu(mlp_act, mlp_ones, n, m, mlp_act);  // silu * 1
+        backend.MatMul(mlp_down, mlp_act, n, token_term);
+        backend.Add(next, token_term, count);
       }
     }
     backend.Add(next, prev, count);  // linear(norm(x_i)) + x_i
-    backend.RmsNorm(next, w.post_norm, n, hidden_, eps_, post_normed_.data() + i * count);
+    backend.RmsNorm(next, w.post_norm, n, hidden_, eps_, post_normed + i * count);
     prev = next;
   }
   // One lm_head product for every head's rows: the weights are read once (rows are independent,
   // so each row's logits equal a product of that row alone).
+  const int64_t rows = n * num_heads(), v = lm_head.rows;
   if (draft_vocab_.empty()) {
-    backend.MatMul(lm_head, post_normed_.data(), n * num_heads(), logits_out);
-    return absl::OkStatus();
+    if (host) {
+      backend.MatMul(lm_head, post_normed, rows, logits_out);
+      return absl::OkStatus();
+    }
+    backend.MatMul(lm_head, post_normed, rows, d.logits);
+    return backend.Download(logits_out, d.logits, rows * v * sizeof(float));
   }
-  if (draft_lm_source_ != lm_head.data) BuildDraftLmHead(lm_head);
-  const int64_t rows = n * num_heads(), k = draft_lm_.rows, v = lm_head.rows;
+  if (draft_lm_source_ != lm_head.data) TS_RETURN_IF_ERROR(BuildDraftLmHead(lm_head, backend));
+  const int64_t k = draft_lm_.rows;
   std::fill(logits_out, logits_out + rows * v, -INFINITY);
   if (k == 0) return absl::OkStatus();
-  backend.MatMul(draft_lm_, post_normed_.data(), rows, draft_logits_.data());
+  if (host) {
+    backend.MatMul(draft_lm_, post_normed, rows, draft_logits_.data());
+  } else {
+    backend.MatMul(draft_lm_, post_normed, rows, d.logits);
+    TS_RETURN_IF_ERROR(backend.Download(draft_logits_.data(), d.logits, rows * k * sizeof(float)));
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = draft_logits_.data() + r * k;
     float* dst = logits_out + r * v;
@@ -294,7 +386,7 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
   return absl::OkStatus();
 }
 
-void DraftHeads::BuildDraftLmHead(const Matrix& lm_head) {
+Status DraftHeads::BuildDraftLmHead(const Matrix& lm_head, Backend& backend) {
   const int64_t begin = vocab_range_.end < 0 ? 0 : vocab_range_.begin;
   const int64_t end = vocab_range_.end < 0 ? lm_head.rows : vocab_range_.end;
   draft_rows_.clear();
@@ -305,17 +397,26 @@ void DraftHeads::BuildDraftLmHead(const Matrix& lm_head) {
   }
   // The rows as stored (same dtype, same bytes): each draft logit is the very dot product the
   // whole-vocabulary product computes for that token.
+  // lm_head is the backend's memory: the rows are copied there (host vectors on the CPU).
   const int64_t k = static_cast<int64_t>(draft_rows_.size());
-  draft_lm_bytes_.resize(static_cast<size_t>(k) * lm_head.row_bytes);
+  const size_t bytes = static_cast<size_t>(k) * lm_head.row_bytes;
+  uint8_t* dst = nullptr;
+  if (backend.host_memory()) {
+    draft_lm_bytes_.resize(bytes);
+    dst = draft_lm_bytes_.data();
+  } else {
+    TS_ASSIGN_OR_RETURN(draft_lm_device_, backend.Alloc(bytes));
+    dst = draft_lm_device_.as<uint8_t>();
+  }
   for (int64_t j = 0; j < k; ++j) {
-    std::memcpy(draft_lm_bytes_.data() + j * lm_head.row_bytes, lm_head.Row(draft_rows_[j]),
-                lm_head.row_bytes);
+    backend.Copy(dst + j * lm_head.row_bytes, lm_head.Row(draft_rows_[j]), lm_head.row_bytes);
   }
   draft_lm_ = lm_head;
-  draft_lm_.data = draft_lm_bytes_.data();
+  draft_lm_.data = dst;
   draft_lm_.rows = k;
   draft_logits_.assign(static_cast<size_t>(num_heads() * max_rows_ * k), 0.0f);
   draft_lm_source_ = lm_head.data;
+  return absl::OkStatus();
 }
 
 Status DraftHeads::Shard(Range rows, Communicator* comm) {

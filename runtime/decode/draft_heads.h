@@ -107,9 +107,10 @@ class DraftHeads {
 
   // logits_out (num_heads, n, lm_head.rows) = every head's logits for the n rows of `hidden`
   // (n, hidden_size), the final hidden states BEFORE the model's final norm; -inf outside the
-  // draft vocabulary when the file has one. Uses only the
-  // backend's RmsNorm, MatMul and Add, on scratch buffers owned here (host memory for now: see
-  // the note on backends in draft_heads.cc). Row results do not depend on n (batch invariance
+  // draft vocabulary when the file has one. Uses only the backend's ops, on scratch owned here:
+  // on a device backend the weights and scratch are copied to its memory at the first Apply
+  // there (hidden, token_embeddings and logits_out stay host memory: one upload each, one
+  // download). Row results do not depend on n (batch invariance
   // is inherited from the ops). token_embeddings: (n, hidden_size) embeddings of the token after
   // each row (Transformer::Embed), required when the heads have a token input and ignored
   // otherwise. BadInput when n is outside [1, max_rows], lm_head's columns are not hidden_size
@@ -145,8 +146,30 @@ class DraftHeads {
   DraftHeads() = default;
   Status ShardedLinear(Backend& backend, const Matrix& linear, const float* in, int64_t n,
                        float* out);
-  // draft_lm_ <- the draft vocabulary's rows of lm_head (those this rank holds), as stored.
-  void BuildDraftLmHead(const Matrix& lm_head);
+  // draft_lm_ <- the draft vocabulary's rows of lm_head (those this rank holds), as stored, in
+  // `backend`'s memory.
+  Status BuildDraftLmHead(const Matrix& lm_head, Backend& backend);
+  // A device backend's copies of the weights and scratch (Apply on a backend without host memory).
+  struct Placement {
+    Backend* backend = nullptr;  // the backend these live on; null until the first device Apply
+    std::vector<Buffer> storage;
+    std::vector<DraftHeadWeights> heads;
+    Matrix token_linear, mlp_up, mlp_down;
+    const float* ones = nullptr;
+    const float* mlp_ones = nullptr;
+    float* hidden = nullptr;  // (max_rows, hidden) the uploaded input
+    float* embeddings = nullptr;
+    float* normed = nullptr;
+    float* stream_a = nullptr;
+    float* stream_b = nullptr;
+    float* post_normed = nullptr;
+    float* token_term = nullptr;
+    float* mlp_in = nullptr;
+    float* mlp_act = nullptr;
+    float* logits = nullptr;  // (num_heads * max_rows, vocab or K) before the download
+    int64_t logits_count = 0;
+  };
+  Status Place(Backend& backend, int64_t vocab);
 
   std::string source_;
   int64_t hidden_ = 0;
@@ -173,7 +196,8 @@ class DraftHeads {
   const void* draft_lm_source_ = nullptr;  // the lm_head draft_lm_ was built from
   std::vector<int32_t> draft_rows_;        // (K_local) lm_head rows of the draft tokens held here
   std::vector<uint8_t> draft_lm_bytes_;    // (K_local) rows of lm_head, as stored
-  Matrix draft_lm_;                        // view of draft_lm_bytes_
+  Buffer draft_lm_device_;                 // draft_lm_bytes_ on a device backend
+  Matrix draft_lm_;                        // view of draft_lm_bytes_ (or draft_lm_device_)
   std::vector<float> draft_logits_;        // (num_heads * max_rows, K_local)
   // Tensor parallelism (Shard).
   Range rows_;                    // this rank's linear output rows; all of them unsharded
@@ -182,6 +206,7 @@ class DraftHeads {
   int64_t max_slice_ = 0;         // largest rank's row count (the all-gather's stride)
   std::vector<float> slice_;      // (max_rows, max_slice): this rank's rows, padded
   std::vector<float> gathered_;   // (ranks, max_rows, max_slice)
+  Placement device_;
 };
 
 // Random heads, e.g. the starting point of `train-heads` and test inputs. Every value is a pure

@@ -34,11 +34,6 @@ StatusOr<GenerationResult> RunJob(const EngineParts& parts, const JobSpec& spec,
   if (spec.tokenswift && parts.heads == nullptr) {
     return BadInput("--heads: a TokenSwift job needs draft heads");
   }
-  if (spec.tokenswift && !parts.backend->host_memory()) {
-    return RuntimeFailure("--mode tokenswift on ", parts.backend->Name(),
-                          ": the draft heads and the partial KV cache run on host memory only so "
-                          "far; use --mode ar on this device");
-  }
   const ModelConfig& config = *parts.config;
   // Everything large is allocated now, before prefill: a job that cannot fit fails here (device
   // memory: the allocation itself says so).

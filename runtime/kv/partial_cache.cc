@@ -58,7 +58,8 @@ StatusOr<std::unique_ptr<PartialKvCache>> PartialKvCache::Create(const ModelConf
                     ") is not a multiple of n_kv_heads (", model.n_kv_heads, ")");
   }
   std::unique_ptr<PartialKvCache> p(new PartialKvCache());
-  TS_ASSIGN_OR_RETURN(p->cache_, KvCache::Create(model, config.budget + config.draft_slots, dtype));
+  TS_ASSIGN_OR_RETURN(p->cache_,
+                      KvCache::Create(model, config.budget + config.draft_slots, dtype, backend));
   p->config_ = config;
   p->n_layers_ = model.n_layers;
   p->n_heads_ = model.n_heads;
@@ -73,6 +74,12 @@ StatusOr<std::unique_ptr<PartialKvCache>> PartialKvCache::Create(const ModelConf
   p->histogram_.resize(size_t{1} << kRadixBits);
   p->keys_.resize(static_cast<size_t>(max_context));
   p->backend_ = backend;
+  if (!backend->host_memory()) {
+    TS_ASSIGN_OR_RETURN(p->q_dev_, backend->Alloc(p->q_sum_.size() * sizeof(float)));
+    TS_ASSIGN_OR_RETURN(p->scores_dev_, backend->Alloc(p->scores_.size() * sizeof(float)));
+    TS_ASSIGN_OR_RETURN(p->slots_dev_,
+                        backend->Alloc(p->selection_.positions.size() * sizeof(int32_t)));
+  }
   return p;
 }
 
@@ -97,21 +104,8 @@ Status PartialKvCache::CheckFull(const KvCache& full, int64_t committed_len) con
   return absl::OkStatus();
 }
 
-void PartialKvCache::CopyRow(const KvLayerView& src, const KvLayerView& dst, int head,
-                             int64_t src_slot, int64_t dst_slot) const {
-  const size_t row = static_cast<size_t>(head_dim_) * ElemBytes(dtype_);
-  const size_t s = (static_cast<size_t>(head) * static_cast<size_t>(src.capacity) +
-                    static_cast<size_t>(src_slot)) *
-                   row;
-  const size_t d = (static_cast<size_t>(head) * static_cast<size_t>(dst.capacity) +
-                    static_cast<size_t>(dst_slot)) *
-                   row;
-  std::memcpy(static_cast<uint8_t*>(dst.k) + d, static_cast<const uint8_t*>(src.k) + s, row);
-  std::memcpy(static_cast<uint8_t*>(dst.v) + d, static_cast<const uint8_t*>(src.v) + s, row);
-}
-
-void PartialKvCache::PickImportant(const KvLayerView& view, int head, const float* q_group,
-                                   int64_t lo, int64_t hi, int64_t k, int32_t* row) {
+Status PartialKvCache::PickImportant(const KvLayerView& view, int head, const float* q_group,
+                                     int64_t lo, int64_t hi, int64_t k, int32_t* row) {
   const int group = n_heads_ / n_kv_heads_;
   std::copy(q_group, q_group + head_dim_, q_sum_.begin());
   for (int h = 1; h < group; ++h) {
@@ -119,7 +113,14 @@ void PartialKvCache::PickImportant(const KvLayerView& view, int head, const floa
       q_sum_[d] += q_group[static_cast<size_t>(h) * head_dim_ + d];
   }
   float* scores = scores_.data();
-  backend_->KeyScores(view, head, q_sum_.data(), lo, hi, scores + lo);
+  if (backend_->host_memory()) {
+    backend_->KeyScores(view, head, q_sum_.data(), lo, hi, scores + lo);
+  } else {
+    float* dev = scores_dev_.as<float>();
+    backend_->Upload(q_dev_.data(), q_sum_.data(), q_sum_.size() * sizeof(float));
+    backend_->KeyScores(view, head, q_dev_.as<float>(), lo, hi, dev + lo);
+    TS_RETURN_IF_ERROR(backend_->Download(scores + lo, dev + lo, (hi - lo) * sizeof(float)));
+  }
   // The chosen set: the first k positions by (score descending, position ascending), a strict
   // total order, so the set is unique whatever the algorithm. NaN ranks last (-inf) and -0 is
   // made +0 (they compare equal, and the radix keys below must agree with the comparison).
@@ -159,6 +160,7 @@ void PartialKvCache::PickImportant(const KvLayerView& view, int head, const floa
         keys[i] > boundary || (keys[i] == boundary && !before(last, static_cast<int32_t>(i)));
     if (chosen) row[taken++] = static_cast<int32_t>(i);
   }
+  return absl::OkStatus();
 }
 
 Status PartialKvCache::ComputeSelection(const KvCache& full, int64_t committed_len,
@@ -200,8 +202,9 @@ Status PartialKvCache::ComputeSelection(const KvCache& full, int64_t committed_l
       for (int64_t i = 0; i < n_sink; ++i) row[i] = static_cast<int32_t>(i);
       // committed_len > budget >= selected, so [n_sink, committed_len - recent) holds > k.
       if (k > 0) {  // k = 0: the budget is all sinks, recent window and reselect room
-        PickImportant(view, g, q_layer + static_cast<size_t>(g) * group * head_dim_, n_sink,
-                      committed_len - recent, k, row + n_sink);
+        TS_RETURN_IF_ERROR(PickImportant(view, g,
+                                         q_layer + static_cast<size_t>(g) * group * head_dim_,
+                                         n_sink, committed_len - recent, k, row + n_sink));
       }
       for (int64_t i = 0; i < recent; ++i) {
         row[n_sink + k + i] = static_cast<int32_t>(committed_len - recent + i);
@@ -271,13 +274,16 @@ Status PartialKvCache::Apply(const KvCache& full, const PartialCacheSelection& s
       }
     }
   }
+  // One gather per layer; the selection's rows are `budget` apart.
+  const int32_t* slots = selection.positions.data();
+  if (!backend_->host_memory()) {
+    backend_->Upload(slots_dev_.data(), slots, selection.positions.size() * sizeof(int32_t));
+    slots = slots_dev_.as<int32_t>();
+  }
+  const int64_t per_layer = static_cast<int64_t>(n_kv_heads_) * config_.budget;
   for (int l = 0; l < n_layers_; ++l) {
-    const KvLayerView src = full.Layer(l);
-    const KvLayerView dst = cache_->Layer(l);
-    for (int g = 0; g < n_kv_heads_; ++g) {
-      const std::span<const int32_t> pos = selection.Positions(l, g);
-      for (int64_t i = 0; i < selection.count; ++i) CopyRow(src, dst, g, pos[i], i);
-    }
+    backend_->GatherKv(full.Layer(l), cache_->Layer(l), slots + l * per_layer, selection.count,
+                       config_.budget);
   }
   if (&selection != &selection_) {
     std::copy(selection.positions.begin(), selection.positions.end(), selection_.positions.begin());
@@ -303,16 +309,28 @@ Status PartialKvCache::AppendRecent(const KvCache& full, int64_t committed_len) 
                                              " went back below ", covered_len_));
   }
   const int64_t take = std::min(committed_len - covered_len_, config_.budget - selection_.count);
+  const size_t row = static_cast<size_t>(head_dim_) * ElemBytes(dtype_);
   for (int l = 0; l < n_layers_; ++l) {
     const KvLayerView src = full.Layer(l);
     const KvLayerView dst = cache_->Layer(l);
     for (int g = 0; g < n_kv_heads_; ++g) {
-      int32_t* row = selection_.Row(l, g);
+      int32_t* positions = selection_.Row(l, g);
       for (int64_t i = 0; i < take; ++i) {
-        row[selection_.count + i] = static_cast<int32_t>(covered_len_ + i);
-        CopyRow(src, dst, g, covered_len_ + i, selection_.count + i);
+        positions[selection_.count + i] = static_cast<int32_t>(covered_len_ + i);
       }
     }
+    // Slots [covered, covered + take) of every head to [count, count + take): one 2-D copy each
+    // for K and V, a head's capacity apart.
+    const size_t src_pitch = static_cast<size_t>(src.capacity) * row;
+    const size_t dst_pitch = static_cast<size_t>(dst.capacity) * row;
+    const size_t from = static_cast<size_t>(covered_len_) * row;
+    const size_t to = static_cast<size_t>(selection_.count) * row;
+    backend_->Copy2D(static_cast<uint8_t*>(dst.k) + to, dst_pitch,
+                     static_cast<const uint8_t*>(src.k) + from, src_pitch,
+                     static_cast<size_t>(take) * row, n_kv_heads_);
+    backend_->Copy2D(static_cast<uint8_t*>(dst.v) + to, dst_pitch,
+                     static_cast<const uint8_t*>(src.v) + from, src_pitch,
+                     static_cast<size_t>(take) * row, n_kv_heads_);
   }
   selection_.count += take;
   covered_len_ += take;

@@ -133,11 +133,9 @@ class PartialKvCache {
  private:
   PartialKvCache() = default;
   Status CheckFull(const KvCache& full, int64_t committed_len) const;
-  void CopyRow(const KvLayerView& src, const KvLayerView& dst, int head, int64_t src_slot,
-               int64_t dst_slot) const;
   // Top `k` of [lo, hi) for (layer, head) into row[0..k), in increasing position order.
-  void PickImportant(const KvLayerView& view, int head, const float* q_group, int64_t lo,
-                     int64_t hi, int64_t k, int32_t* row);
+  Status PickImportant(const KvLayerView& view, int head, const float* q_group, int64_t lo,
+                       int64_t hi, int64_t k, int32_t* row);
 
   PartialCacheConfig config_;
   int n_layers_ = 0;
@@ -157,6 +155,8 @@ class PartialKvCache {
   std::vector<float> q_sum_;        // (head_dim) query heads of one group, summed
   std::vector<int64_t> histogram_;  // (2^kRadixBits) radix buckets of the top-k pass
   std::vector<uint32_t> keys_;      // (max_context) bucket of each position's score
+  // A device backend's side of q_sum_, scores_ and the selection (empty on host memory).
+  Buffer q_dev_, scores_dev_, slots_dev_;
 };
 
 }  // namespace ts

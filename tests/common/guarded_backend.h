@@ -88,6 +88,11 @@ class GuardedBackend final : public Backend {
     Open o;
     inner_->StoreKv(cache, k, v, n, slots);
   }
+  void GatherKv(const KvLayerView& src, const KvLayerView& dst, const int32_t* slots, int64_t count,
+                int64_t stride) override {
+    Open o;
+    inner_->GatherKv(src, dst, slots, count, stride);
+  }
   void Attention(const float* q, int64_t n, int n_heads, const KvLayerView& cache,
                  const AttentionMask& mask, float scale, float* out) override {
     Open o;

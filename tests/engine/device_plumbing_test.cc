@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/decode/draft_heads.h"
 #include "runtime/engine/job.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/tree_exactness.h"
@@ -54,13 +55,18 @@ class DevicePlumbingTest : public ::testing::TestWithParam<std::string> {
   }
 
   StatusOr<GenerationResult> Run(Backend* backend, const ModelWeights& weights,
-                                 const SamplingParams& sampling, int64_t batch_size) {
+                                 const SamplingParams& sampling, int64_t batch_size,
+                                 DraftHeads* heads = nullptr,
+                                 const TokenSwiftOptions& options = {}) {
     EngineParts parts;
     parts.config = &model_->config();
     parts.weights = &weights;
     parts.backend = backend;
     parts.batch_size = batch_size;
+    parts.heads = heads;
     JobSpec spec;
+    spec.tokenswift = heads != nullptr;
+    spec.tokenswift_options = options;
     spec.prompt_ids = Prompt();
     spec.max_new_tokens = 120;
     spec.ignore_eos = true;
@@ -105,11 +111,44 @@ TEST_P(DevicePlumbingTest, ArJobsEqualTheCpuBackend) {
   }
 }
 
+// TokenSwift end to end on device memory: heads with a token input and token MLP (placed at their
+// first Apply), a partial cache of 64 slots that re-selects (KeyScores staged, GatherKv, the 2-D
+// copies of AppendRecent), tree compaction (CopySlot): the tokens of AR on the CPU backend.
+TEST_P(DevicePlumbingTest, TokenSwiftJobsEqualArOnTheCpuBackend) {
+  const fs::path heads_path = dir_ / "heads.safetensors";
+  RandomHeadsOptions random;
+  random.token_input = true;
+  random.token_mlp = 16;
+  ASSERT_TRUE(WriteRandomHeads(heads_path.string(), model_->config().hidden_size, 11, random).ok());
+  auto heads = DraftHeads::Load(heads_path.string(), model_->config(), /*max_rows=*/1);
+  ASSERT_TRUE(heads.ok()) << heads.status();
+  TokenSwiftOptions options;
+  options.drafting = DraftingMode::kSeparate;
+  options.fixed_nodes = 12;
+  options.calibrate = false;
+  options.partial = {.budget = 64, .n_sink = 4, .recent = 16, .reselect_room = 8, .draft_slots = 1};
+  auto cpu = MakeCpuBackend(2);
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  SamplingParams sampled;
+  sampled.temperature = 1;
+  sampled.min_p = 0.05f;
+  sampled.seed = 9;
+  for (const SamplingParams& s : {greedy, sampled}) {
+    auto ar = Run(cpu.get(), model_->weights(), s, 16);
+    auto ts = Run(&guarded_, placed_->get(), s, 16, heads->get(), options);
+    ASSERT_TRUE(ar.ok()) << ar.status();
+    ASSERT_TRUE(ts.ok()) << ts.status();
+    EXPECT_EQ(ts->tokens, ar->tokens);
+    EXPECT_GT(ts->counters.separate_steps, 0);  // drafts over the partial cache ran
+  }
+}
+
 TEST_P(DevicePlumbingTest, TreeVerifyEqualsArThroughStaging) {
   TreeExactnessOptions options;
   options.nodes = 40;
-  auto report = CheckTreeVerifyEqualsAr(model_->config(), placed_->get(), guarded_, Prompt(),
-                                        options);
+  auto report =
+      CheckTreeVerifyEqualsAr(model_->config(), placed_->get(), guarded_, Prompt(), options);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->mismatched, 0) << report->first_mismatch;
 }

@@ -135,6 +135,10 @@ class DropLastSlotBackend : public Backend {
                const int32_t* slots) override {
     inner_->StoreKv(c, k, v, n, slots);
   }
+  void GatherKv(const KvLayerView& s, const KvLayerView& d, const int32_t* slots, int64_t count,
+                int64_t stride) override {
+    inner_->GatherKv(s, d, slots, count, stride);
+  }
   void Attention(const float* q, int64_t n, int h, const KvLayerView& c, const AttentionMask& m,
                  float scale, float* out) override {
     if (m.extra_begin == nullptr) return inner_->Attention(q, n, h, c, m, scale, out);
