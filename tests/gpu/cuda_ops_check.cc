@@ -584,6 +584,60 @@ void CheckKeyScores(Harness& h, CudaBackend* b, std::mt19937& rng) {
   }
 }
 
+// GatherKv: the partial KV cache's gather. Exact bytes (a copy), rows past `count` untouched,
+// per-head slot lists `stride` apart.
+void CheckGatherKv(Harness& h, CudaBackend* b, std::mt19937& rng) {
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (int head_dim : {64, 128}) {
+      Dev dev(b);
+      const int n_kv = 3;
+      const int64_t src_cap = 70000, dst_cap = 300, count = 257, stride = 280;
+      TestCache src = MakeCache(dev, dtype, n_kv, head_dim, src_cap, rng);
+      TestCache dst = MakeCache(dev, dtype, n_kv, head_dim, dst_cap, rng);
+      std::vector<int32_t> slots(static_cast<size_t>(n_kv) * stride, -1);
+      for (int hh = 0; hh < n_kv; ++hh) {
+        for (int64_t i = 0; i < count; ++i) {
+          slots[hh * stride + i] = static_cast<int32_t>(rng() % src_cap);
+        }
+      }
+      b->GatherKv(src.view, dst.view, dev.Upload(slots), count, stride);
+      const std::string name = absl::StrCat("GatherKv ", TypeName(dtype), " hd=", head_dim);
+      if (!Sync(h, b, dev, name)) continue;
+      const size_t elems = static_cast<size_t>(n_kv) * dst_cap * head_dim;
+      std::vector<float> got_k(elems), got_v(elems);
+      if (dtype == DType::kBF16) {
+        const auto k16 = dev.DownloadAs<uint16_t>(dst.view.k, elems);
+        const auto v16 = dev.DownloadAs<uint16_t>(dst.view.v, elems);
+        for (size_t e = 0; e < elems; ++e) {
+          got_k[e] = BF16ToF32(k16[e]);
+          got_v[e] = BF16ToF32(v16[e]);
+        }
+      } else {
+        got_k = dev.DownloadAs<float>(dst.view.k, elems);
+        got_v = dev.DownloadAs<float>(dst.view.v, elems);
+      }
+      int64_t wrong = 0;
+      for (int hh = 0; hh < n_kv; ++hh) {
+        for (int64_t i = 0; i < dst_cap; ++i) {
+          // Rows below count come from the source slot; the rest keep their own values.
+          const bool gathered = i < count;
+          const size_t from = gathered ? (static_cast<size_t>(hh) * src_cap +
+                                          static_cast<size_t>(slots[hh * stride + i])) *
+                                             head_dim
+                                       : (static_cast<size_t>(hh) * dst_cap + i) * head_dim;
+          const size_t to = (static_cast<size_t>(hh) * dst_cap + i) * head_dim;
+          const std::vector<float>& want_k = gathered ? src.k : dst.k;
+          const std::vector<float>& want_v = gathered ? src.v : dst.v;
+          for (int d = 0; d < head_dim; ++d) {
+            wrong += got_k[to + d] != want_k[from + d] || got_v[to + d] != want_v[from + d];
+          }
+        }
+      }
+      h.Report(name, wrong == 0, absl::StrCat(wrong, " values differ"));
+    }
+  }
+}
+
 // MatMulSegments: each segment's products are the bits of MatMul on that column slice alone.
 void CheckMatMulSegments(Harness& h, CudaBackend* b, std::mt19937& rng) {
   for (DType t : kAllTypes) {
@@ -683,6 +737,7 @@ int main(int argc, char** argv) {
   CheckAttentionInvariance(h, backend->get(), rng);
   CheckElementwise(h, backend->get(), rng);
   CheckKeyScores(h, backend->get(), rng);
+  CheckGatherKv(h, backend->get(), rng);
   CheckMatMulSegments(h, backend->get(), rng);
   CheckErrorReporting(h, device);
   std::printf("%d passed, %d failed\n", h.passed(), h.failed());

@@ -5,7 +5,9 @@
 //   3. exactness: a 2-layer Llama-3.1-8B-shaped model with random bf16 weights made on the device:
 //      one 64-node tree verify gives every node the bits AR decoding of its path gives
 //      (runtime/engine/tree_exactness.h, the check CPU tests run on the CPU backend);
-//   4. speed: the 32-layer 8B shape, KV cache filled on the device without prefill: an AR step at
+//   4. lossless: on the same model, TokenSwift jobs (random draft heads placed on the device, a
+//      partial KV cache that re-selects) give the tokens of AR jobs, greedy and sampled;
+//   5. speed: the 32-layer 8B shape, KV cache filled on the device without prefill: an AR step at
 //      each context, verify passes of 16/64/128 rows, each next to its bound = (weight bytes + KV
 //      bytes the step reads) / measured bandwidth.
 // Exit 0 when every check passed, 1 when one failed, 3 when no GPU is found (one line says so).
@@ -15,7 +17,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -25,6 +29,8 @@
 #include "absl/strings/str_split.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "nlohmann/json.hpp"
+#include "runtime/decode/draft_heads.h"
+#include "runtime/engine/job.h"
 #include "runtime/engine/tree_exactness.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/transformer.h"
@@ -210,12 +216,111 @@ Status Bench(CudaBackend& b, const Args& args, double bandwidth, Report& report)
       report.Save();
     }
   }
+  // The draft pass = a 1-row step over the partial cache (the 4096-context row above, the default
+  // budget) + the three heads: time the heads (hidden in, 3 x vocab logits out).
+  {
+    const std::string heads_path =
+        (std::filesystem::temp_directory_path() / "ts_gpu_bench_heads.safetensors").string();
+    RandomHeadsOptions random;
+    random.dtype = DType::kBF16;
+    TS_RETURN_IF_ERROR(WriteRandomHeads(heads_path, c.hidden_size, 12, random));
+    TS_ASSIGN_OR_RETURN(std::unique_ptr<DraftHeads> heads, DraftHeads::Load(heads_path, c, 1));
+    std::vector<float> hidden(c.hidden_size, 0.5f);
+    TS_ASSIGN_OR_RETURN(const double ms, MedianMs(5, [&] {
+                          return heads->Apply(b, hidden.data(), 1, model.weights.lm_head,
+                                              logits.data());
+                        }));
+    const double bytes = 3.0 * c.hidden_size * c.hidden_size * 2 +
+                         static_cast<double>(c.vocab_size) * c.hidden_size * 2;
+    const double bound_ms = bytes / bandwidth * 1e3;
+    std::printf("draft heads (3, bf16): %.3f ms, bound %.3f ms, ratio %.2f\n", ms, bound_ms,
+                ms / bound_ms);
+    report.json()["bench"]["draft_heads"] = {
+        {"ms", ms}, {"bound_ms", bound_ms}, {"ratio_to_bound", ms / bound_ms}};
+    report.Save();
+    std::filesystem::remove(heads_path);
+  }
   report.json()["bench"]["not_measured"] = {
-      "draft pass: the draft heads and the partial KV cache run on host memory only so far",
       "graph-captured steps: Transformer::Forward stages its inputs and downloads logits inside "
       "the step, so it cannot be captured yet"};
   report.Save();
   return absl::OkStatus();
+}
+
+class NullSink : public TokenSink {
+ public:
+  void OnTokens(std::span<const int32_t>, int64_t, double) override {}
+};
+
+// TokenSwift == AR through RunJob on the device (what `generate --device cuda` runs).
+int CheckLossless(CudaBackend& b, const ModelConfig& c, const ModelWeights& weights,
+                  Report& report) {
+  const std::string heads_path =
+      (std::filesystem::temp_directory_path() / "ts_gpu_check_heads.safetensors").string();
+  RandomHeadsOptions random;
+  random.dtype = DType::kBF16;
+  Status s = WriteRandomHeads(heads_path, c.hidden_size, 11, random);
+  StatusOr<std::unique_ptr<DraftHeads>> heads =
+      s.ok() ? DraftHeads::Load(heads_path, c, /*max_rows=*/1) : StatusOr<std::unique_ptr<DraftHeads>>(s);
+  if (!heads.ok()) {
+    std::printf("FAIL lossless: heads: %s\n", std::string(heads.status().message()).c_str());
+    return 1;
+  }
+  EngineParts parts;
+  parts.config = &c;
+  parts.weights = &weights;
+  parts.backend = &b;
+  parts.heads = heads->get();
+  parts.batch_size = 256;
+  TokenSwiftOptions options;
+  options.drafting = DraftingMode::kSeparate;
+  options.fixed_nodes = 16;
+  options.calibrate = false;
+  options.partial = {.budget = 256, .n_sink = 4, .recent = 64, .reselect_room = 16,
+                     .draft_slots = 1};
+  int failed = 0;
+  for (const bool sampled : {false, true}) {
+    JobSpec spec;
+    spec.prompt_ids = RandomTokens(300, c.vocab_size, 21);
+    spec.max_new_tokens = 200;
+    spec.ignore_eos = true;
+    spec.sampling.temperature = sampled ? 1.0f : 0.0f;
+    spec.sampling.min_p = sampled ? 0.05f : 0.0f;
+    spec.sampling.seed = 5;
+    spec.kv_dtype = DType::kBF16;
+    spec.tokenswift_options = options;
+    NullSink sink;
+    StatusOr<GenerationResult> ar = RunJob(parts, spec, &sink);
+    spec.tokenswift = true;
+    StatusOr<GenerationResult> ts = ar.ok() ? RunJob(parts, spec, &sink) : ar;
+    nlohmann::json j{{"sampled", sampled}};
+    if (!ts.ok()) {
+      std::printf("FAIL lossless (%s): %s\n", sampled ? "sampled" : "greedy",
+                  std::string(ts.status().message()).c_str());
+      j["error"] = std::string(ts.status().message());
+      ++failed;
+    } else {
+      size_t same = 0;
+      while (same < ar->tokens.size() && same < ts->tokens.size() &&
+             ar->tokens[same] == ts->tokens[same]) {
+        ++same;
+      }
+      const bool ok = ar->tokens == ts->tokens && ar->tokens.size() == 200;
+      std::printf("%s lossless (%s): TokenSwift == AR for %zu of %zu tokens (%lld steps, %lld "
+                  "accepted drafts)\n",
+                  ok ? "PASS" : "FAIL", sampled ? "sampled" : "greedy", same, ar->tokens.size(),
+                  static_cast<long long>(ts->counters.steps),
+                  static_cast<long long>(ts->counters.accepted));
+      j["equal_prefix"] = same;
+      j["tokens"] = ar->tokens.size();
+      j["ok"] = ok;
+      if (!ok) ++failed;
+    }
+    report.json()["lossless"].push_back(j);
+    report.Save();
+  }
+  std::filesystem::remove(heads_path);
+  return failed;
 }
 
 int Run(const Args& args) {
@@ -284,6 +389,7 @@ int Run(const Args& args) {
       report.json()["exactness"].push_back(j);
       report.Save();
     }
+    failed += CheckLossless(b, c, model->weights, report);
   }
   if (args.bench) {
     const Status s = Bench(b, args, bandwidth, report);
