@@ -21,6 +21,16 @@
 // the same keys at contiguous prefix slots, and a query alone equals the same query in a batch.
 // An empty key set (L = 0) yields zeros. Compiled with --fmad=false; exp is expf (not __expf).
 //
+// Split-KV (flash-decoding, the default path): one CTA per (query, head, chunk of kChunkKeys
+// logical keys); the chunk runs the scheme above over its own blocks (block starts 32-aligned in
+// logical order, warp w takes the chunk's blocks w, w + 8, ...), then writes its merged state
+// (m_c, l_c, acc_c). The last chunk also takes every key past the others' end. A second kernel
+// merges chunks c = 0, 1, ... in ascending order exactly as warps are merged above. Chunk
+// boundaries are logical positions fixed by kChunkKeys alone, so the invariance argument holds
+// unchanged: a query computes the same bits alone or in a batch, in a tree or in AR. The grid has
+// ceil(capacity / kChunkKeys) + 1 chunks per (query, head); chunks past a query's length write an
+// empty state (l = 0) and return at once.
+//
 // Cost and next steps: every query streams its own keys (GQA siblings and tree nodes share via L2
 // only). DESIGN.md section 7 wants each KV block read once for all tree nodes: a CTA per
 // (KV head, logical block range) serving all queries that share the prefix, plus a split over
@@ -175,6 +185,218 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+// Split-KV chunk: the state of keys [c * kChunkKeys, end) of query (i, h), where end is the next
+// chunk's start (the last chunk: len).
+template <int kDimsPerLane, typename KvT>
+__global__ void __launch_bounds__(kWarps * 32)
+    AttentionChunkKernel(const float* __restrict__ q, int n_heads, int group,
+                         const KvT* __restrict__ k_cache, const KvT* __restrict__ v_cache,
+                         int64_t capacity, const int32_t* __restrict__ prefix_len,
+                         const int32_t* __restrict__ extra_begin,
+                         const int32_t* __restrict__ extra_slots, float scale, int n_chunks,
+                         float* __restrict__ part_acc, float* __restrict__ part_ml, int* err) {
+  constexpr int kDim = kDimsPerLane * 32;
+  __shared__ float q_s[kDim];
+  __shared__ float k_s[kWarps][kBlockKeys][33];
+  __shared__ float m_s[kWarps];
+  __shared__ float l_s[kWarps];
+  __shared__ float acc_s[kWarps][kDim];
+
+  const int64_t qh = blockIdx.x;  // i * n_heads + h
+  const int64_t i = qh / n_heads;
+  const int h = static_cast<int>(qh % n_heads);
+  const int c = static_cast<int>(blockIdx.y);
+  const int kvh = h / group;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  float* acc_out = part_acc + (qh * n_chunks + c) * static_cast<int64_t>(kDim);
+  float* ml_out = part_ml + (qh * n_chunks + c) * 2;
+
+  int64_t prefix = prefix_len[i];
+  int64_t e0 = 0, e1 = 0;
+  if (extra_begin != nullptr) {
+    e0 = extra_begin[i];
+    e1 = extra_begin[i + 1];
+  }
+  if (prefix < 0 || prefix > capacity || e1 < e0) {
+    if (threadIdx.x == 0 && c == 0) atomicOr(err, kErrAttentionBadMask);
+    prefix = 0;
+    e1 = e0;
+  }
+  const int64_t len = prefix + (e1 - e0);
+  const int64_t chunk_begin = static_cast<int64_t>(c) * kChunkKeys;
+  const int64_t chunk_end = c == n_chunks - 1 ? len : min(len, chunk_begin + kChunkKeys);
+  if (chunk_begin >= chunk_end) {  // nothing here: an empty state the merge skips
+    if (threadIdx.x == 0) {
+      ml_out[0] = -INFINITY;
+      ml_out[1] = 0.0f;
+    }
+    for (int d = threadIdx.x; d < kDim; d += blockDim.x) acc_out[d] = 0.0f;
+    return;
+  }
+  const float* qrow = q + qh * static_cast<int64_t>(kDim);
+  for (int d = threadIdx.x; d < kDim; d += blockDim.x) q_s[d] = qrow[d];
+  __syncthreads();
+
+  const KvT* kbase = k_cache + kvh * capacity * kDim;
+  const KvT* vbase = v_cache + kvh * capacity * kDim;
+  float m = -INFINITY;
+  float l = 0.0f;
+  float acc[kDimsPerLane];
+#pragma unroll
+  for (int r = 0; r < kDimsPerLane; ++r) acc[r] = 0.0f;
+
+  for (int64_t start = chunk_begin + static_cast<int64_t>(warp) * kBlockKeys; start < chunk_end;
+       start += static_cast<int64_t>(kWarps) * kBlockKeys) {
+    const int64_t t = start + lane;
+    int valid = t < chunk_end;
+    int64_t slot = 0;
+    if (valid) {
+      slot = t < prefix ? t : extra_slots[e0 + (t - prefix)];
+      if (slot < 0 || slot >= capacity) {
+        atomicOr(err, kErrAttentionSlotOutOfRange);
+        valid = 0;
+        slot = 0;
+      }
+    }
+    const int count = static_cast<int>(min(static_cast<int64_t>(kBlockKeys), chunk_end - start));
+    float s = 0.0f;
+#pragma unroll
+    for (int dc = 0; dc < kDimsPerLane; ++dc) {
+      for (int kk = 0; kk < kBlockKeys; ++kk) {
+        const int64_t slot_k = __shfl_sync(0xffffffffu, slot, kk);
+        const int valid_k = __shfl_sync(0xffffffffu, valid, kk);
+        k_s[warp][kk][lane] = valid_k ? LoadKv(kbase + slot_k * kDim + dc * 32 + lane) : 0.0f;
+      }
+      __syncwarp();
+#pragma unroll
+      for (int j = 0; j < 32; ++j) s = __fmaf_rn(q_s[dc * 32 + j], k_s[warp][lane][j], s);
+      __syncwarp();
+    }
+    s = valid ? s * scale : -INFINITY;
+    float bmax = s;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+      bmax = fmaxf(bmax, __shfl_xor_sync(0xffffffffu, bmax, off));
+    const float m_new = fmaxf(m, bmax);
+    const float alpha = m == -INFINITY ? 0.0f : expf(m - m_new);
+    const float p = (valid && m_new != -INFINITY) ? expf(s - m_new) : 0.0f;
+    float psum = p;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+      psum = __fadd_rn(psum, __shfl_xor_sync(0xffffffffu, psum, off));
+    l = __fadd_rn(l * alpha, psum);
+#pragma unroll
+    for (int r = 0; r < kDimsPerLane; ++r) acc[r] = acc[r] * alpha;
+    for (int kk = 0; kk < count; ++kk) {
+      const float p_k = __shfl_sync(0xffffffffu, p, kk);
+      const int64_t slot_k = __shfl_sync(0xffffffffu, slot, kk);
+      const int valid_k = __shfl_sync(0xffffffffu, valid, kk);
+      if (valid_k) {
+        const KvT* vrow = vbase + slot_k * kDim;
+#pragma unroll
+        for (int r = 0; r < kDimsPerLane; ++r) {
+          acc[r] = __fmaf_rn(p_k, LoadKv(vrow + r * 32 + lane), acc[r]);
+        }
+      }
+    }
+    m = m_new;
+  }
+
+  if (lane == 0) {
+    m_s[warp] = m;
+    l_s[warp] = l;
+  }
+#pragma unroll
+  for (int r = 0; r < kDimsPerLane; ++r) acc_s[warp][r * 32 + lane] = acc[r];
+  __syncthreads();
+
+  // The chunk's state: warps merged in ascending order relative to the chunk's max.
+  float big = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) big = fmaxf(big, l_s[w] > 0.0f ? m_s[w] : -INFINITY);
+  float e[kWarps];
+  float lsum = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    e[w] = (l_s[w] > 0.0f) ? expf(m_s[w] - big) : 0.0f;
+    lsum = __fadd_rn(lsum, e[w] * l_s[w]);
+  }
+  for (int d = threadIdx.x; d < kDim; d += blockDim.x) {
+    float num = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) num = __fadd_rn(num, e[w] * acc_s[w][d]);
+    acc_out[d] = num;
+  }
+  if (threadIdx.x == 0) {
+    ml_out[0] = big;
+    ml_out[1] = lsum;
+  }
+}
+
+// out (i, h) = the chunks' states merged in ascending chunk order.
+__global__ void AttentionMergeKernel(int dim, int n_chunks, const float* __restrict__ part_acc,
+                                     const float* __restrict__ part_ml, float* __restrict__ out) {
+  const int64_t qh = blockIdx.x;
+  const float* ml = part_ml + qh * n_chunks * 2;
+  float big = -INFINITY;
+  for (int c = 0; c < n_chunks; ++c) {
+    if (ml[2 * c + 1] > 0.0f) big = fmaxf(big, ml[2 * c]);
+  }
+  float denom = 0.0f;
+  for (int c = 0; c < n_chunks; ++c) {
+    const float l = ml[2 * c + 1];
+    if (l > 0.0f) denom = __fadd_rn(denom, expf(ml[2 * c] - big) * l);
+  }
+  float* orow = out + qh * dim;
+  for (int d = threadIdx.x; d < dim; d += blockDim.x) {
+    float num = 0.0f;
+    for (int c = 0; c < n_chunks; ++c) {
+      const float l = ml[2 * c + 1];
+      if (l > 0.0f) {
+        num = __fadd_rn(num, expf(ml[2 * c] - big) * part_acc[(qh * n_chunks + c) * dim + d]);
+      }
+    }
+    orow[d] = denom > 0.0f ? num / denom : 0.0f;
+  }
+}
+
+template <typename KvT>
+void LaunchSplitTyped(const float* q, int64_t n, int n_heads, const void* k_cache,
+                      const void* v_cache, int n_kv_heads, int head_dim, int64_t capacity,
+                      const int32_t* prefix_len, const int32_t* extra_begin,
+                      const int32_t* extra_slots, float scale, float* out, float* partials,
+                      int* err, cudaStream_t stream) {
+  const int n_chunks = AttentionChunks(capacity);
+  const dim3 grid(static_cast<unsigned>(n * n_heads), static_cast<unsigned>(n_chunks));
+  const int group = n_heads / n_kv_heads;
+  const auto* k = static_cast<const KvT*>(k_cache);
+  const auto* v = static_cast<const KvT*>(v_cache);
+  float* part_acc = partials;
+  float* part_ml = partials + n * n_heads * n_chunks * static_cast<int64_t>(head_dim);
+#define TS_SPLIT_CASE(DPL)                                                                        \
+  case DPL:                                                                                       \
+    AttentionChunkKernel<DPL, KvT><<<grid, kWarps * 32, 0, stream>>>(                             \
+        q, n_heads, group, k, v, capacity, prefix_len, extra_begin, extra_slots, scale, n_chunks, \
+        part_acc, part_ml, err);                                                                  \
+    break;
+  switch (head_dim / 32) {
+    TS_SPLIT_CASE(1)
+    TS_SPLIT_CASE(2)
+    TS_SPLIT_CASE(3)
+    TS_SPLIT_CASE(4)
+    TS_SPLIT_CASE(5)
+    TS_SPLIT_CASE(6)
+    TS_SPLIT_CASE(7)
+    TS_SPLIT_CASE(8)
+    default:
+      return;  // rejected on the host
+  }
+#undef TS_SPLIT_CASE
+  AttentionMergeKernel<<<static_cast<unsigned>(n * n_heads), head_dim, 0, stream>>>(
+      head_dim, n_chunks, part_acc, part_ml, out);
+}
+
 template <typename KvT>
 void LaunchTyped(const float* q, int64_t n, int n_heads, const void* k_cache, const void* v_cache,
                  int n_kv_heads, int head_dim, int64_t capacity, const int32_t* prefix_len,
@@ -205,6 +427,29 @@ void LaunchTyped(const float* q, int64_t n, int n_heads, const void* k_cache, co
 }
 
 }  // namespace
+
+int AttentionChunks(int64_t capacity) { return static_cast<int>(capacity / kChunkKeys) + 1; }
+
+size_t AttentionPartialFloats(int64_t n, int n_heads, int head_dim, int64_t capacity) {
+  return static_cast<size_t>(n) * static_cast<size_t>(n_heads) *
+         static_cast<size_t>(AttentionChunks(capacity)) * static_cast<size_t>(head_dim + 2);
+}
+
+void LaunchAttentionSplit(const float* q, int64_t n, int n_heads, const void* k_cache,
+                          const void* v_cache, bool kv_bf16, int n_kv_heads, int head_dim,
+                          int64_t capacity, const int32_t* prefix_len, const int32_t* extra_begin,
+                          const int32_t* extra_slots, float scale, float* out, float* partials,
+                          int* err, cudaStream_t stream) {
+  if (kv_bf16) {
+    LaunchSplitTyped<__nv_bfloat16>(q, n, n_heads, k_cache, v_cache, n_kv_heads, head_dim, capacity,
+                                    prefix_len, extra_begin, extra_slots, scale, out, partials, err,
+                                    stream);
+  } else {
+    LaunchSplitTyped<float>(q, n, n_heads, k_cache, v_cache, n_kv_heads, head_dim, capacity,
+                            prefix_len, extra_begin, extra_slots, scale, out, partials, err,
+                            stream);
+  }
+}
 
 void LaunchAttention(const float* q, int64_t n, int n_heads, const void* k_cache,
                      const void* v_cache, bool kv_bf16, int n_kv_heads, int head_dim,

@@ -293,13 +293,33 @@ class CudaBackendImpl final : public CudaBackend {
                " is not a multiple of n_kv_heads ", cache.n_kv_heads) ||
         !Check(cache.head_dim % 32 == 0 && cache.head_dim <= kMaxHeadDim, "Attention: head_dim ",
                cache.head_dim, " is not a multiple of 32 up to ", kMaxHeadDim) ||
-        !Check(n * n_heads <= INT32_MAX, "Attention: n * n_heads too large")) {
+        !Check(n * n_heads <= INT32_MAX, "Attention: n * n_heads too large") ||
+        !Check(cuda::AttentionChunks(cache.capacity) <= 65535, "Attention: capacity ",
+               cache.capacity, " needs more than 65535 split-KV chunks")) {
       return;
     }
-    cuda::LaunchAttention(q, n, n_heads, cache.k, cache.v, cache.dtype == DType::kBF16,
-                          cache.n_kv_heads, cache.head_dim, cache.capacity, mask.prefix_len,
-                          mask.extra_begin, mask.extra_slots, scale, out, ErrWord(), stream_);
-    CheckLaunch(__FILE__, __LINE__, "Attention");
+    if (!options_.split_kv_attention) {
+      cuda::LaunchAttention(q, n, n_heads, cache.k, cache.v, cache.dtype == DType::kBF16,
+                            cache.n_kv_heads, cache.head_dim, cache.capacity, mask.prefix_len,
+                            mask.extra_begin, mask.extra_slots, scale, out, ErrWord(), stream_);
+      CheckLaunch(__FILE__, __LINE__, "Attention");
+      return;
+    }
+    // Partial states of every (query, head, chunk): grown on demand (a capture must follow one
+    // eager step of the largest shape, as for the cuBLASLt scratch).
+    const size_t floats = cuda::AttentionPartialFloats(n, n_heads, cache.head_dim, cache.capacity);
+    if (attn_partials_.size() < floats * sizeof(float)) {
+      Record(CudaCall(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
+      attn_partials_ = Buffer();
+      StatusOr<Buffer> buf = Alloc(floats * sizeof(float));
+      if (!buf.ok()) return Record(buf.status());
+      attn_partials_ = *std::move(buf);
+    }
+    cuda::LaunchAttentionSplit(q, n, n_heads, cache.k, cache.v, cache.dtype == DType::kBF16,
+                               cache.n_kv_heads, cache.head_dim, cache.capacity, mask.prefix_len,
+                               mask.extra_begin, mask.extra_slots, scale, out,
+                               attn_partials_.as<float>(), ErrWord(), stream_);
+    CheckLaunch(__FILE__, __LINE__, "Attention (split-KV)");
   }
 
   void SwiGlu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) override {
@@ -429,9 +449,10 @@ class CudaBackendImpl final : public CudaBackend {
   const CudaBackendOptions options_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
-  DeviceBuffer err_word_;   // one int: ErrorBits set by kernels
-  DeviceBuffer scratch_;    // x rounded to f16/bf16 for the cuBLASLt path
-  DeviceBuffer segment_x_;  // MatMulSegments: one segment's x columns, contiguous
+  DeviceBuffer err_word_;       // one int: ErrorBits set by kernels
+  DeviceBuffer scratch_;        // x rounded to f16/bf16 for the cuBLASLt path
+  DeviceBuffer segment_x_;      // MatMulSegments: one segment's x columns, contiguous
+  DeviceBuffer attn_partials_;  // split-KV attention's per-chunk states
   std::unique_ptr<cuda::CublasLtMatmul> cublaslt_;
   Status status_;
 };

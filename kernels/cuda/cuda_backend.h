@@ -41,6 +41,10 @@ struct CudaBackendOptions {
   // by construction). true: f32/f16/bf16 weights go through cuBLASLt with one algorithm per
   // weight shape, split-K 1 and no workspace; x is rounded to the weight's type first (f16/bf16).
   bool cublaslt_for_float_weights = false;
+  // true (default): split-KV attention (flash-decoding over fixed 2048-key logical chunks, then an
+  // ordered merge; attention.cu): every SM busy on one long-context row. false: one CTA per
+  // (query, head) over the whole context. Both are batch-invariant; their bits differ.
+  bool split_kv_attention = true;
 };
 
 // Device memory (Backend::Alloc's Buffer on this backend).

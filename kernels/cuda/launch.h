@@ -63,6 +63,17 @@ void LaunchAttention(const float* q, int64_t n, int n_heads, const void* k_cache
                      const int32_t* extra_slots, float scale, float* out, int* err,
                      cudaStream_t stream);
 
+// Split-KV attention (flash-decoding; attention.cu): the same contract, `partials` of
+// AttentionPartialFloats(n, n_heads, head_dim, capacity) floats of device scratch.
+inline constexpr int64_t kChunkKeys = 2048;  // logical keys per split chunk
+int AttentionChunks(int64_t capacity);
+size_t AttentionPartialFloats(int64_t n, int n_heads, int head_dim, int64_t capacity);
+void LaunchAttentionSplit(const float* q, int64_t n, int n_heads, const void* k_cache,
+                          const void* v_cache, bool kv_bf16, int n_kv_heads, int head_dim,
+                          int64_t capacity, const int32_t* prefix_len, const int32_t* extra_begin,
+                          const int32_t* extra_slots, float scale, float* out, float* partials,
+                          int* err, cudaStream_t stream);
+
 void LaunchSwiGlu(const float* gate, const float* up, int64_t count, float* out,
                   cudaStream_t stream);
 void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t stream);

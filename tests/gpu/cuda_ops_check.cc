@@ -415,20 +415,31 @@ struct HostMask {
   }
 };
 
-void CheckAttentionAccuracy(Harness& h, CudaBackend* b, std::mt19937& rng) {
+// `long_context`: a cache of 70000 slots (past 64K) and prefixes up to 69000 keys, many split-KV
+// chunks per query, GQA groups 3 and 4, a few row counts; otherwise 1024 slots at every size.
+void CheckAttentionAccuracy(Harness& h, CudaBackend* b, std::mt19937& rng, const char* tag,
+                            bool long_context = false) {
   struct Shape {
     int n_heads, n_kv, head_dim;
   };
-  const int64_t capacity = 1024;
+  const int64_t capacity = long_context ? 70000 : 1024;
+  const int32_t max_prefix = long_context ? 69000 : 700;
+  const std::vector<int64_t> sizes =
+      long_context ? std::vector<int64_t>{1, 5}
+                   : std::vector<int64_t>(std::begin(kSizes), std::end(kSizes));
+  const std::vector<Shape> shapes = long_context ? std::vector<Shape>{{9, 3, 64}, {32, 8, 128}}
+                                                 : std::vector<Shape>{{9, 3, 64}, {4, 2, 128}};
   for (DType dt : {DType::kF32, DType::kBF16}) {
-    for (Shape s : {Shape{9, 3, 64}, Shape{4, 2, 128}}) {
-      for (int64_t n : kSizes) {
+    for (Shape s : shapes) {
+      for (int64_t n : sizes) {
         Dev dev(b);
-        const std::string name = absl::StrCat("Attention ", TypeName(dt), " h=", s.n_heads, "/",
-                                              s.n_kv, " d=", s.head_dim, " n=", n);
+        const std::string name =
+            absl::StrCat("Attention", tag, " ", TypeName(dt), " h=", s.n_heads, "/", s.n_kv,
+                         " d=", s.head_dim, " n=", n, " capacity=", capacity);
         TestCache c = MakeCache(dev, dt, s.n_kv, s.head_dim, capacity, rng);
         HostMask m;
-        std::uniform_int_distribution<int32_t> plen(1, 700), nextra(0, 6), eslot(700, 1023);
+        std::uniform_int_distribution<int32_t> plen(long_context ? 2000 : 1, max_prefix),
+            nextra(0, 6), eslot(max_prefix, static_cast<int32_t>(capacity - 1));
         for (int64_t i = 0; i < n; ++i) {
           std::vector<int32_t> extras(i % 3 == 0 ? 0 : nextra(rng));
           for (auto& e : extras) e = eslot(rng);
@@ -460,13 +471,16 @@ void CheckAttentionAccuracy(Harness& h, CudaBackend* b, std::mt19937& rng) {
 // Tree verification against AR, bit for bit: a committed prefix of P slots, a 64-node tree in
 // slots P + 100 ..; each node (alone, and inside the batch of 64) must equal the AR computation
 // where its ancestors and itself sit at contiguous slots P, P + 1, ... of a copy of the cache.
-void CheckAttentionInvariance(Harness& h, CudaBackend* b, std::mt19937& rng) {
+// `prefix` 5000: the tree's keys span three split-KV chunks.
+void CheckAttentionInvariance(Harness& h, CudaBackend* b, std::mt19937& rng, const char* tag,
+                              int32_t prefix = 700) {
   const int n_heads = 9, n_kv = 3, head_dim = 64;
-  const int64_t capacity = 1024;
-  const int32_t prefix = 700, tree_base = 800, nodes = 64;
+  const int32_t tree_base = prefix + 100, nodes = 64;
+  const int64_t capacity = tree_base + 124;
   for (DType dt : {DType::kF32, DType::kBF16}) {
     Dev dev(b);
-    const std::string name = absl::StrCat("Attention ", TypeName(dt), " tree==AR, alone==batch64");
+    const std::string name = absl::StrCat("Attention", tag, " ", TypeName(dt), " prefix=", prefix,
+                                          " tree==AR, alone==batch64");
     TestCache c = MakeCache(dev, dt, n_kv, head_dim, capacity, rng);
     // Random tree: node 0 is the root, parent(j) < j.
     std::vector<int> parent(nodes, -1);
@@ -733,8 +747,19 @@ int main(int argc, char** argv) {
   CheckRmsNorm(h, backend->get(), rng);
   CheckRope(h, backend->get(), rng);
   CheckStoreKv(h, backend->get(), rng);
-  CheckAttentionAccuracy(h, backend->get(), rng);
-  CheckAttentionInvariance(h, backend->get(), rng);
+  CheckAttentionAccuracy(h, backend->get(), rng, "[split-kv]");
+  CheckAttentionAccuracy(h, backend->get(), rng, "[split-kv]", /*long_context=*/true);
+  CheckAttentionInvariance(h, backend->get(), rng, "[split-kv]");
+  CheckAttentionInvariance(h, backend->get(), rng, "[split-kv]", /*prefix=*/5000);
+  ts::CudaBackendOptions whole_options;
+  whole_options.split_kv_attention = false;
+  if (auto whole = ts::CreateCudaBackend(device, whole_options); whole.ok()) {
+    CheckAttentionAccuracy(h, whole->get(), rng, "[whole]");
+    CheckAttentionAccuracy(h, whole->get(), rng, "[whole]", /*long_context=*/true);
+    CheckAttentionInvariance(h, whole->get(), rng, "[whole]");
+  } else {
+    h.Report("Attention[whole] create", false, whole.status().ToString());
+  }
   CheckElementwise(h, backend->get(), rng);
   CheckKeyScores(h, backend->get(), rng);
   CheckGatherKv(h, backend->get(), rng);

@@ -212,10 +212,44 @@ Status Bench(CudaBackend& b, const Args& args, double bandwidth, Report& report)
                            {"bytes_read", bytes},
                            {"bound_ms", bound_ms},
                            {"ratio_to_bound", ms / bound_ms},
-                           {"mode", "eager"}});
+                           {"mode", "eager, split-KV attention"}});
       report.Save();
     }
   }
+  // The same 1-row steps with one CTA per (query, head) over the whole context (the path before
+  // split-KV attention), for comparison.
+  CudaBackendOptions whole_options;
+  whole_options.split_kv_attention = false;
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> whole,
+                      CreateCudaBackend(args.device, whole_options));
+  {
+    Transformer tf_whole(c, model.weights, whole.get(), 1);
+    for (const int64_t ctx : args.contexts) {
+      const int32_t token = 17, pos = static_cast<int32_t>(ctx), len = pos + 1, row = 0;
+      ForwardBatch batch;
+      batch.tokens = std::span<const int32_t>(&token, 1);
+      batch.positions = std::span<const int32_t>(&pos, 1);
+      batch.slots = batch.positions;
+      batch.mask.prefix_len = &len;
+      batch.logits_rows = std::span<const int32_t>(&row, 1);
+      TS_ASSIGN_OR_RETURN(const double ms, MedianMs(5, [&] {
+                            return tf_whole.Forward(batch, *cache, logits.data());
+                          }));
+      const double bytes = static_cast<double>(model.matrix_bytes) + kv_bytes_per_token * (ctx + 1);
+      const double bound_ms = bytes / bandwidth * 1e3;
+      std::printf("%-8lld %6d %10.3f %10.3f %8.2f  (whole-context attention)\n",
+                  static_cast<long long>(ctx), 1, ms, bound_ms, ms / bound_ms);
+      rows_json.push_back({{"context", ctx},
+                           {"rows", 1},
+                           {"ms", ms},
+                           {"bytes_read", bytes},
+                           {"bound_ms", bound_ms},
+                           {"ratio_to_bound", ms / bound_ms},
+                           {"mode", "eager, whole-context attention"}});
+      report.Save();
+    }
+  }
+
   // The draft pass = a 1-row step over the partial cache (the 4096-context row above, the default
   // budget) + the three heads: time the heads (hidden in, 3 x vocab logits out).
   {
@@ -261,7 +295,8 @@ int CheckLossless(CudaBackend& b, const ModelConfig& c, const ModelWeights& weig
   random.dtype = DType::kBF16;
   Status s = WriteRandomHeads(heads_path, c.hidden_size, 11, random);
   StatusOr<std::unique_ptr<DraftHeads>> heads =
-      s.ok() ? DraftHeads::Load(heads_path, c, /*max_rows=*/1) : StatusOr<std::unique_ptr<DraftHeads>>(s);
+      s.ok() ? DraftHeads::Load(heads_path, c, /*max_rows=*/1)
+             : StatusOr<std::unique_ptr<DraftHeads>>(s);
   if (!heads.ok()) {
     std::printf("FAIL lossless: heads: %s\n", std::string(heads.status().message()).c_str());
     return 1;
@@ -276,8 +311,8 @@ int CheckLossless(CudaBackend& b, const ModelConfig& c, const ModelWeights& weig
   options.drafting = DraftingMode::kSeparate;
   options.fixed_nodes = 16;
   options.calibrate = false;
-  options.partial = {.budget = 256, .n_sink = 4, .recent = 64, .reselect_room = 16,
-                     .draft_slots = 1};
+  options.partial = {
+      .budget = 256, .n_sink = 4, .recent = 64, .reselect_room = 16, .draft_slots = 1};
   int failed = 0;
   for (const bool sampled : {false, true}) {
     JobSpec spec;
@@ -306,11 +341,12 @@ int CheckLossless(CudaBackend& b, const ModelConfig& c, const ModelWeights& weig
         ++same;
       }
       const bool ok = ar->tokens == ts->tokens && ar->tokens.size() == 200;
-      std::printf("%s lossless (%s): TokenSwift == AR for %zu of %zu tokens (%lld steps, %lld "
-                  "accepted drafts)\n",
-                  ok ? "PASS" : "FAIL", sampled ? "sampled" : "greedy", same, ar->tokens.size(),
-                  static_cast<long long>(ts->counters.steps),
-                  static_cast<long long>(ts->counters.accepted));
+      std::printf(
+          "%s lossless (%s): TokenSwift == AR for %zu of %zu tokens (%lld steps, %lld "
+          "accepted drafts)\n",
+          ok ? "PASS" : "FAIL", sampled ? "sampled" : "greedy", same, ar->tokens.size(),
+          static_cast<long long>(ts->counters.steps),
+          static_cast<long long>(ts->counters.accepted));
       j["equal_prefix"] = same;
       j["tokens"] = ar->tokens.size();
       j["ok"] = ok;

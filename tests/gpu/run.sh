@@ -60,7 +60,7 @@ command -v nvcc >/dev/null && nvcc --version | tail -1
 
 failed=0
 echo "== op checks (ts_cuda_ops_check)"
-timeout 240 "${bin}/ts_cuda_ops_check" 0 2>&1 | tee "${out_dir}/ops_check.log"
+timeout 300 "${bin}/ts_cuda_ops_check" 0 2>&1 | tee "${out_dir}/ops_check.log"
 rc=${PIPESTATUS[0]}
 [ "${rc}" -eq 0 ] || { echo "run.sh: op checks failed (exit ${rc})"; failed=1; }
 echo "== exactness and speed (ts_gpu_check)"
