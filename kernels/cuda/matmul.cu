@@ -17,6 +17,9 @@
 // so no contraction choice of the compiler can differ between call sites. Result: bit-identical
 // rows for n = 1 and n = 64 (tests/gpu checks this), and run-to-run determinism (no atomics).
 //
+// Loads: a full f32/f16/bf16 chunk on a 16-byte boundary is read with 16-byte loads (8 or 4 per
+// chunk; quant_decode.cuh), the same values as element loads, so the bits above are unchanged.
+//
 // Cost: weights are read once per tile of 8 x rows (from HBM for decode; from L2 for prefill
 // tiles of one weight matrix that fits L2), and all arithmetic is on CUDA cores in f32. That is
 // at the bandwidth bound for decode/verify batches and far from the tensor-core bound for long
