@@ -51,56 +51,27 @@ constexpr int kBlockKeys = 32;  // logical keys per block: one per lane
 __device__ __forceinline__ float LoadKv(const float* p) { return __ldg(p); }
 __device__ __forceinline__ float LoadKv(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 
-template <int kDimsPerLane, typename KvT>
-__global__ void __launch_bounds__(kWarps * 32)
-    AttentionKernel(const float* __restrict__ q, int n_heads, int group,
-                    const KvT* __restrict__ k_cache, const KvT* __restrict__ v_cache,
-                    int64_t capacity, const int32_t* __restrict__ prefix_len,
-                    const int32_t* __restrict__ extra_begin,
-                    const int32_t* __restrict__ extra_slots, float scale, float* __restrict__ out,
-                    int* err) {
-  constexpr int kDim = kDimsPerLane * 32;
-  __shared__ float q_s[kDim];
-  __shared__ float k_s[kWarps][kBlockKeys][33];  // +1 column: conflict-free row reads
-  __shared__ float m_s[kWarps];
-  __shared__ float l_s[kWarps];
-  __shared__ float acc_s[kWarps][kDim];
 
-  const int64_t i = blockIdx.x / n_heads;
-  const int h = static_cast<int>(blockIdx.x % n_heads);
-  const int kvh = h / group;
+// Keys [begin, end) of one (query, head) in the scheme above: warp w takes the blocks starting at
+// begin + 32 w, begin + 32 (w + 8), ... (begin is a multiple of 32), and ends with its online
+// softmax state (m, l, acc). Reads K/V rows of the logical keys only.
+template <int kDimsPerLane, typename KvT>
+__device__ __forceinline__ void ScanKeys(const float* q_s, float (*k_s)[33], const KvT* kbase,
+                                         const KvT* vbase, int64_t capacity, int64_t prefix,
+                                         const int32_t* extra_slots, int64_t e0, int64_t begin,
+                                         int64_t end, float scale, int* err, float& m, float& l,
+                                         float (&acc)[kDimsPerLane]) {
+  constexpr int kDim = kDimsPerLane * 32;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
-
-  const float* qrow = q + blockIdx.x * static_cast<int64_t>(kDim);  // (i * n_heads + h) * kDim
-  for (int d = threadIdx.x; d < kDim; d += blockDim.x) q_s[d] = qrow[d];
-
-  int64_t prefix = prefix_len[i];
-  int64_t e0 = 0, e1 = 0;
-  if (extra_begin != nullptr) {
-    e0 = extra_begin[i];
-    e1 = extra_begin[i + 1];
-  }
-  if (prefix < 0 || prefix > capacity || e1 < e0) {
-    if (threadIdx.x == 0) atomicOr(err, kErrAttentionBadMask);
-    prefix = 0;
-    e1 = e0;
-  }
-  const int64_t len = prefix + (e1 - e0);
-  __syncthreads();
-
-  const KvT* kbase = k_cache + kvh * capacity * kDim;
-  const KvT* vbase = v_cache + kvh * capacity * kDim;
-  float m = -INFINITY;
-  float l = 0.0f;
-  float acc[kDimsPerLane];
+  m = -INFINITY;
+  l = 0.0f;
 #pragma unroll
   for (int r = 0; r < kDimsPerLane; ++r) acc[r] = 0.0f;
-
-  for (int64_t start = static_cast<int64_t>(warp) * kBlockKeys; start < len;
+  for (int64_t start = begin + static_cast<int64_t>(warp) * kBlockKeys; start < end;
        start += static_cast<int64_t>(kWarps) * kBlockKeys) {
     const int64_t t = start + lane;
-    int valid = t < len;
+    int valid = t < end;
     int64_t slot = 0;
     if (valid) {
       slot = t < prefix ? t : extra_slots[e0 + (t - prefix)];
@@ -110,7 +81,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         slot = 0;
       }
     }
-    const int count = static_cast<int>(min(static_cast<int64_t>(kBlockKeys), len - start));
+    const int count = static_cast<int>(min(static_cast<int64_t>(kBlockKeys), end - start));
 
     // Scores: stage 32 keys x 32 dims, lane k reduces key k over d ascending.
     float s = 0.0f;
@@ -119,11 +90,11 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int kk = 0; kk < kBlockKeys; ++kk) {
         const int64_t slot_k = __shfl_sync(0xffffffffu, slot, kk);
         const int valid_k = __shfl_sync(0xffffffffu, valid, kk);
-        k_s[warp][kk][lane] = valid_k ? LoadKv(kbase + slot_k * kDim + dc * 32 + lane) : 0.0f;
+        k_s[kk][lane] = valid_k ? LoadKv(kbase + slot_k * kDim + dc * 32 + lane) : 0.0f;
       }
       __syncwarp();
 #pragma unroll
-      for (int j = 0; j < 32; ++j) s = __fmaf_rn(q_s[dc * 32 + j], k_s[warp][lane][j], s);
+      for (int j = 0; j < 32; ++j) s = __fmaf_rn(q_s[dc * 32 + j], k_s[lane][j], s);
       __syncwarp();
     }
     s = valid ? s * scale : -INFINITY;
@@ -133,7 +104,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int off = 16; off > 0; off >>= 1)
       bmax = fmaxf(bmax, __shfl_xor_sync(0xffffffffu, bmax, off));
     const float m_new = fmaxf(m, bmax);
-    // A block always holds key `start` (< len); if it was an invalid slot, bmax may be -inf.
+    // A block always holds key `start` (< end); if it was an invalid slot, bmax may be -inf.
     const float alpha = m == -INFINITY ? 0.0f : expf(m - m_new);
     const float p = (valid && m_new != -INFINITY) ? expf(s - m_new) : 0.0f;
     float psum = p;
@@ -157,31 +128,101 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     m = m_new;
   }
+}
 
-  if (lane == 0) {
-    m_s[warp] = m;
-    l_s[warp] = l;
-  }
-#pragma unroll
-  for (int r = 0; r < kDimsPerLane; ++r) acc_s[warp][r * 32 + lane] = acc[r];
-  __syncthreads();
+// The shared state of one CTA: the query and every warp's (m, l, acc).
+template <int kDim>
+struct WarpStates {
+  float q[kDim];
+  float k[kWarps][kBlockKeys][33];  // +1 column: conflict-free row reads
+  float m[kWarps];
+  float l[kWarps];
+  float acc[kWarps][kDim];
+};
 
-  float big = -INFINITY;
+// The warps' states merged in ascending warp order relative to their max: *big = max m_w over
+// warps that saw a key, *lsum = sum_w e_w l_w, and num_d = sum_w e_w acc_w,d (threads stride d).
+template <int kDim>
+__device__ __forceinline__ void MergeWarps(const WarpStates<kDim>& st, float* big, float* lsum,
+                                           float (&e)[kWarps]) {
+  float mx = -INFINITY;
 #pragma unroll
-  for (int w = 0; w < kWarps; ++w) big = fmaxf(big, m_s[w]);
-  float denom = 0.0f;
-  float e[kWarps];
+  for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, st.l[w] > 0.0f ? st.m[w] : -INFINITY);
+  float sum = 0.0f;
 #pragma unroll
   for (int w = 0; w < kWarps; ++w) {
-    e[w] = (l_s[w] > 0.0f) ? expf(m_s[w] - big) : 0.0f;
-    denom = __fadd_rn(denom, e[w] * l_s[w]);
+    e[w] = (st.l[w] > 0.0f) ? expf(st.m[w] - mx) : 0.0f;
+    sum = __fadd_rn(sum, e[w] * st.l[w]);
   }
-  float* orow = out + blockIdx.x * static_cast<int64_t>(kDim);
-  for (int d = threadIdx.x; d < kDim; d += blockDim.x) {
-    float num = 0.0f;
+  *big = mx;
+  *lsum = sum;
+}
+template <int kDim>
+__device__ __forceinline__ float MergedNum(const WarpStates<kDim>& st, const float (&e)[kWarps],
+                                           int d) {
+  float num = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) num = __fadd_rn(num, e[w] * acc_s[w][d]);
-    orow[d] = denom > 0.0f ? num / denom : 0.0f;
+  for (int w = 0; w < kWarps; ++w) num = __fadd_rn(num, e[w] * st.acc[w][d]);
+  return num;
+}
+
+// Reads query (i, h)'s mask: its logical length and where its extra slots start (a bad mask is
+// reported and treated as empty).
+__device__ __forceinline__ int64_t MaskLength(int64_t i, const int32_t* prefix_len,
+                                              const int32_t* extra_begin, int64_t capacity,
+                                              bool report, int* err, int64_t* prefix,
+                                              int64_t* e0) {
+  int64_t p = prefix_len[i];
+  int64_t b = 0, e = 0;
+  if (extra_begin != nullptr) {
+    b = extra_begin[i];
+    e = extra_begin[i + 1];
+  }
+  if (p < 0 || p > capacity || e < b) {
+    if (report) atomicOr(err, kErrAttentionBadMask);
+    p = 0;
+    e = b;
+  }
+  *prefix = p;
+  *e0 = b;
+  return p + (e - b);
+}
+
+// Whole-context attention: one CTA per (query, head), output normalised in place.
+template <int kDimsPerLane, typename KvT>
+__global__ void __launch_bounds__(kWarps * 32)
+    AttentionKernel(const float* __restrict__ q, int n_heads, int group,
+                    const KvT* __restrict__ k_cache, const KvT* __restrict__ v_cache,
+                    int64_t capacity, const int32_t* __restrict__ prefix_len,
+                    const int32_t* __restrict__ extra_begin,
+                    const int32_t* __restrict__ extra_slots, float scale, float* __restrict__ out,
+                    int* err) {
+  constexpr int kDim = kDimsPerLane * 32;
+  __shared__ WarpStates<kDim> st;
+  const int64_t qh = blockIdx.x;  // i * n_heads + h
+  const int h = static_cast<int>(qh % n_heads);
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  for (int d = threadIdx.x; d < kDim; d += blockDim.x) st.q[d] = q[qh * kDim + d];
+  int64_t prefix = 0, e0 = 0;
+  const int64_t len = MaskLength(qh / n_heads, prefix_len, extra_begin, capacity,
+                                 threadIdx.x == 0, err, &prefix, &e0);
+  __syncthreads();
+  const int64_t head_off = static_cast<int64_t>(h / group) * capacity * kDim;
+  float m, l, acc[kDimsPerLane];
+  ScanKeys<kDimsPerLane>(st.q, st.k[warp], k_cache + head_off, v_cache + head_off, capacity,
+                         prefix, extra_slots, e0, 0, len, scale, err, m, l, acc);
+  if (lane == 0) {
+    st.m[warp] = m;
+    st.l[warp] = l;
+  }
+#pragma unroll
+  for (int r = 0; r < kDimsPerLane; ++r) st.acc[warp][r * 32 + lane] = acc[r];
+  __syncthreads();
+  float big, denom, e[kWarps];
+  MergeWarps(st, &big, &denom, e);
+  for (int d = threadIdx.x; d < kDim; d += blockDim.x) {
+    out[qh * kDim + d] = denom > 0.0f ? MergedNum(st, e, d) / denom : 0.0f;
   }
 }
 
@@ -196,37 +237,20 @@ __global__ void __launch_bounds__(kWarps * 32)
                          const int32_t* __restrict__ extra_slots, float scale, int n_chunks,
                          float* __restrict__ part_acc, float* __restrict__ part_ml, int* err) {
   constexpr int kDim = kDimsPerLane * 32;
-  __shared__ float q_s[kDim];
-  __shared__ float k_s[kWarps][kBlockKeys][33];
-  __shared__ float m_s[kWarps];
-  __shared__ float l_s[kWarps];
-  __shared__ float acc_s[kWarps][kDim];
-
+  __shared__ WarpStates<kDim> st;
   const int64_t qh = blockIdx.x;  // i * n_heads + h
-  const int64_t i = qh / n_heads;
   const int h = static_cast<int>(qh % n_heads);
   const int c = static_cast<int>(blockIdx.y);
-  const int kvh = h / group;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   float* acc_out = part_acc + (qh * n_chunks + c) * static_cast<int64_t>(kDim);
   float* ml_out = part_ml + (qh * n_chunks + c) * 2;
-
-  int64_t prefix = prefix_len[i];
-  int64_t e0 = 0, e1 = 0;
-  if (extra_begin != nullptr) {
-    e0 = extra_begin[i];
-    e1 = extra_begin[i + 1];
-  }
-  if (prefix < 0 || prefix > capacity || e1 < e0) {
-    if (threadIdx.x == 0 && c == 0) atomicOr(err, kErrAttentionBadMask);
-    prefix = 0;
-    e1 = e0;
-  }
-  const int64_t len = prefix + (e1 - e0);
+  int64_t prefix = 0, e0 = 0;
+  const int64_t len = MaskLength(qh / n_heads, prefix_len, extra_begin, capacity,
+                                 threadIdx.x == 0 && c == 0, err, &prefix, &e0);
   const int64_t chunk_begin = static_cast<int64_t>(c) * kChunkKeys;
   const int64_t chunk_end = c == n_chunks - 1 ? len : min(len, chunk_begin + kChunkKeys);
-  if (chunk_begin >= chunk_end) {  // nothing here: an empty state the merge skips
+  if (chunk_begin >= chunk_end) {  // the same for every thread: an empty state the merge skips
     if (threadIdx.x == 0) {
       ml_out[0] = -INFINITY;
       ml_out[1] = 0.0f;
@@ -234,100 +258,22 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int d = threadIdx.x; d < kDim; d += blockDim.x) acc_out[d] = 0.0f;
     return;
   }
-  const float* qrow = q + qh * static_cast<int64_t>(kDim);
-  for (int d = threadIdx.x; d < kDim; d += blockDim.x) q_s[d] = qrow[d];
+  for (int d = threadIdx.x; d < kDim; d += blockDim.x) st.q[d] = q[qh * kDim + d];
   __syncthreads();
-
-  const KvT* kbase = k_cache + kvh * capacity * kDim;
-  const KvT* vbase = v_cache + kvh * capacity * kDim;
-  float m = -INFINITY;
-  float l = 0.0f;
-  float acc[kDimsPerLane];
-#pragma unroll
-  for (int r = 0; r < kDimsPerLane; ++r) acc[r] = 0.0f;
-
-  for (int64_t start = chunk_begin + static_cast<int64_t>(warp) * kBlockKeys; start < chunk_end;
-       start += static_cast<int64_t>(kWarps) * kBlockKeys) {
-    const int64_t t = start + lane;
-    int valid = t < chunk_end;
-    int64_t slot = 0;
-    if (valid) {
-      slot = t < prefix ? t : extra_slots[e0 + (t - prefix)];
-      if (slot < 0 || slot >= capacity) {
-        atomicOr(err, kErrAttentionSlotOutOfRange);
-        valid = 0;
-        slot = 0;
-      }
-    }
-    const int count = static_cast<int>(min(static_cast<int64_t>(kBlockKeys), chunk_end - start));
-    float s = 0.0f;
-#pragma unroll
-    for (int dc = 0; dc < kDimsPerLane; ++dc) {
-      for (int kk = 0; kk < kBlockKeys; ++kk) {
-        const int64_t slot_k = __shfl_sync(0xffffffffu, slot, kk);
-        const int valid_k = __shfl_sync(0xffffffffu, valid, kk);
-        k_s[warp][kk][lane] = valid_k ? LoadKv(kbase + slot_k * kDim + dc * 32 + lane) : 0.0f;
-      }
-      __syncwarp();
-#pragma unroll
-      for (int j = 0; j < 32; ++j) s = __fmaf_rn(q_s[dc * 32 + j], k_s[warp][lane][j], s);
-      __syncwarp();
-    }
-    s = valid ? s * scale : -INFINITY;
-    float bmax = s;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1)
-      bmax = fmaxf(bmax, __shfl_xor_sync(0xffffffffu, bmax, off));
-    const float m_new = fmaxf(m, bmax);
-    const float alpha = m == -INFINITY ? 0.0f : expf(m - m_new);
-    const float p = (valid && m_new != -INFINITY) ? expf(s - m_new) : 0.0f;
-    float psum = p;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1)
-      psum = __fadd_rn(psum, __shfl_xor_sync(0xffffffffu, psum, off));
-    l = __fadd_rn(l * alpha, psum);
-#pragma unroll
-    for (int r = 0; r < kDimsPerLane; ++r) acc[r] = acc[r] * alpha;
-    for (int kk = 0; kk < count; ++kk) {
-      const float p_k = __shfl_sync(0xffffffffu, p, kk);
-      const int64_t slot_k = __shfl_sync(0xffffffffu, slot, kk);
-      const int valid_k = __shfl_sync(0xffffffffu, valid, kk);
-      if (valid_k) {
-        const KvT* vrow = vbase + slot_k * kDim;
-#pragma unroll
-        for (int r = 0; r < kDimsPerLane; ++r) {
-          acc[r] = __fmaf_rn(p_k, LoadKv(vrow + r * 32 + lane), acc[r]);
-        }
-      }
-    }
-    m = m_new;
-  }
-
+  const int64_t head_off = static_cast<int64_t>(h / group) * capacity * kDim;
+  float m, l, acc[kDimsPerLane];
+  ScanKeys<kDimsPerLane>(st.q, st.k[warp], k_cache + head_off, v_cache + head_off, capacity,
+                         prefix, extra_slots, e0, chunk_begin, chunk_end, scale, err, m, l, acc);
   if (lane == 0) {
-    m_s[warp] = m;
-    l_s[warp] = l;
+    st.m[warp] = m;
+    st.l[warp] = l;
   }
 #pragma unroll
-  for (int r = 0; r < kDimsPerLane; ++r) acc_s[warp][r * 32 + lane] = acc[r];
+  for (int r = 0; r < kDimsPerLane; ++r) st.acc[warp][r * 32 + lane] = acc[r];
   __syncthreads();
-
-  // The chunk's state: warps merged in ascending order relative to the chunk's max.
-  float big = -INFINITY;
-#pragma unroll
-  for (int w = 0; w < kWarps; ++w) big = fmaxf(big, l_s[w] > 0.0f ? m_s[w] : -INFINITY);
-  float e[kWarps];
-  float lsum = 0.0f;
-#pragma unroll
-  for (int w = 0; w < kWarps; ++w) {
-    e[w] = (l_s[w] > 0.0f) ? expf(m_s[w] - big) : 0.0f;
-    lsum = __fadd_rn(lsum, e[w] * l_s[w]);
-  }
-  for (int d = threadIdx.x; d < kDim; d += blockDim.x) {
-    float num = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) num = __fadd_rn(num, e[w] * acc_s[w][d]);
-    acc_out[d] = num;
-  }
+  float big, lsum, e[kWarps];
+  MergeWarps(st, &big, &lsum, e);
+  for (int d = threadIdx.x; d < kDim; d += blockDim.x) acc_out[d] = MergedNum(st, e, d);
   if (threadIdx.x == 0) {
     ml_out[0] = big;
     ml_out[1] = lsum;

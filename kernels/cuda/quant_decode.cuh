@@ -76,48 +76,43 @@ struct ChunkDecoder<DType::kF32> {
     for (int j = 0; j < kChunk; ++j) w[j] = j < valid ? p[j] : 0.0f;
   }
 };
+// f16 and bf16: a full chunk on a 16-byte boundary is read with 4 x 16-byte loads (the same
+// values as element loads; little-endian: element 2k is the low half of word k).
+template <bool kBf16>
+__device__ __forceinline__ float Bits16ToFloat(uint16_t bits) {
+  return kBf16 ? Bf16BitsToFloat(bits) : HalfBitsToFloat(bits);
+}
+template <bool kBf16>
+__device__ __forceinline__ void Decode16(const uint8_t* row, int64_t c, int valid, float* w) {
+  const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + c * kChunk;
+  if (valid == kChunk && Aligned16(p)) {
+#pragma unroll
+    for (int v = 0; v < kChunk / 8; ++v) {
+      const uint4 u = __ldg(reinterpret_cast<const uint4*>(p) + v);
+      const uint32_t words[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        w[8 * v + 2 * k] = Bits16ToFloat<kBf16>(static_cast<uint16_t>(words[k] & 0xFFFFu));
+        w[8 * v + 2 * k + 1] = Bits16ToFloat<kBf16>(static_cast<uint16_t>(words[k] >> 16));
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < kChunk; ++j) w[j] = j < valid ? Bits16ToFloat<kBf16>(p[j]) : 0.0f;
+}
 template <>
 struct ChunkDecoder<DType::kF16> {
   static __device__ __forceinline__ void Decode(const uint8_t* row, int64_t c, int valid,
                                                 float* w) {
-    const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + c * kChunk;
-    if (valid == kChunk && Aligned16(p)) {  // 4 x 16-byte loads; the same values
-#pragma unroll
-      for (int v = 0; v < kChunk / 8; ++v) {
-        const uint4 u = __ldg(reinterpret_cast<const uint4*>(p) + v);
-        const uint32_t words[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          w[8 * v + 2 * k] = HalfBitsToFloat(static_cast<uint16_t>(words[k] & 0xFFFFu));
-          w[8 * v + 2 * k + 1] = HalfBitsToFloat(static_cast<uint16_t>(words[k] >> 16));
-        }
-      }
-      return;
-    }
-#pragma unroll
-    for (int j = 0; j < kChunk; ++j) w[j] = j < valid ? HalfBitsToFloat(p[j]) : 0.0f;
+    Decode16<false>(row, c, valid, w);
   }
 };
 template <>
 struct ChunkDecoder<DType::kBF16> {
   static __device__ __forceinline__ void Decode(const uint8_t* row, int64_t c, int valid,
                                                 float* w) {
-    const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + c * kChunk;
-    if (valid == kChunk && Aligned16(p)) {  // 4 x 16-byte loads; the same values
-#pragma unroll
-      for (int v = 0; v < kChunk / 8; ++v) {
-        const uint4 u = __ldg(reinterpret_cast<const uint4*>(p) + v);
-        const uint32_t words[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          w[8 * v + 2 * k] = Bf16BitsToFloat(static_cast<uint16_t>(words[k] & 0xFFFFu));
-          w[8 * v + 2 * k + 1] = Bf16BitsToFloat(static_cast<uint16_t>(words[k] >> 16));
-        }
-      }
-      return;
-    }
-#pragma unroll
-    for (int j = 0; j < kChunk; ++j) w[j] = j < valid ? Bf16BitsToFloat(p[j]) : 0.0f;
+    Decode16<true>(row, c, valid, w);
   }
 };
 

@@ -76,6 +76,17 @@ class DevicePlumbingTest : public ::testing::TestWithParam<std::string> {
     return RunJob(parts, spec, &sink);
   }
 
+  // Greedy, then sampled (temperature 1, min-p 0.05, `seed`).
+  static std::vector<SamplingParams> GreedyAndSampled(uint64_t seed) {
+    SamplingParams greedy;
+    greedy.temperature = 0;
+    SamplingParams sampled;
+    sampled.temperature = 1;
+    sampled.min_p = 0.05f;
+    sampled.seed = seed;
+    return {greedy, sampled};
+  }
+
   fs::path dir_;
   std::unique_ptr<Model> model_;
   testing::GuardedBackend guarded_{2};
@@ -94,13 +105,7 @@ TEST_P(DevicePlumbingTest, WeightsAreUploadedOnceEach) {
 
 TEST_P(DevicePlumbingTest, ArJobsEqualTheCpuBackend) {
   auto cpu = MakeCpuBackend(2);
-  SamplingParams greedy;
-  greedy.temperature = 0;
-  SamplingParams sampled;
-  sampled.temperature = 1;
-  sampled.min_p = 0.05f;
-  sampled.seed = 7;
-  for (const SamplingParams& s : {greedy, sampled}) {
+  for (const SamplingParams& s : GreedyAndSampled(7)) {
     // Prefill chunks of 16: the staging of several chunks and of one-token steps.
     auto want = Run(cpu.get(), model_->weights(), s, 16);
     auto got = Run(&guarded_, placed_->get(), s, 16);
@@ -128,13 +133,7 @@ TEST_P(DevicePlumbingTest, TokenSwiftJobsEqualArOnTheCpuBackend) {
   options.calibrate = false;
   options.partial = {.budget = 64, .n_sink = 4, .recent = 16, .reselect_room = 8, .draft_slots = 1};
   auto cpu = MakeCpuBackend(2);
-  SamplingParams greedy;
-  greedy.temperature = 0;
-  SamplingParams sampled;
-  sampled.temperature = 1;
-  sampled.min_p = 0.05f;
-  sampled.seed = 9;
-  for (const SamplingParams& s : {greedy, sampled}) {
+  for (const SamplingParams& s : GreedyAndSampled(9)) {
     auto ar = Run(cpu.get(), model_->weights(), s, 16);
     auto ts = Run(&guarded_, placed_->get(), s, 16, heads->get(), options);
     ASSERT_TRUE(ar.ok()) << ar.status();

@@ -180,40 +180,43 @@ Status Bench(CudaBackend& b, const Args& args, double bandwidth, Report& report)
   std::vector<float> logits(static_cast<size_t>(max_rows) * c.vocab_size);
   nlohmann::json& rows_json = report.json()["bench"]["steps"];
   std::printf("%-8s %6s %10s %10s %8s\n", "context", "rows", "ms", "bound ms", "ratio");
+  // A chain of n tokens after ctx cached ones (a verify's worst depth; every row reads the whole
+  // prefix), logits for every row as the verifier downloads them; timed and recorded.
+  auto step = [&](Transformer& t, int64_t ctx, int64_t n, const char* mode) -> Status {
+    std::vector<int32_t> tokens = RandomTokens(n, c.vocab_size, ctx + n);
+    std::vector<int32_t> pos(n), prefix(n), rows(n);
+    for (int64_t i = 0; i < n; ++i) {
+      pos[i] = static_cast<int32_t>(ctx + i);
+      prefix[i] = static_cast<int32_t>(ctx + i + 1);
+      rows[i] = static_cast<int32_t>(i);
+    }
+    ForwardBatch batch;
+    batch.tokens = tokens;
+    batch.positions = pos;
+    batch.slots = pos;
+    batch.mask.prefix_len = prefix.data();
+    batch.logits_rows = rows;
+    TS_ASSIGN_OR_RETURN(const double ms,
+                        MedianMs(5, [&] { return t.Forward(batch, *cache, logits.data()); }));
+    const double bytes = static_cast<double>(model.matrix_bytes) + kv_bytes_per_token * (ctx + n);
+    const double bound_ms = bytes / bandwidth * 1e3;
+    std::printf("%-8lld %6lld %10.3f %10.3f %8.2f  %s\n", static_cast<long long>(ctx),
+                static_cast<long long>(n), ms, bound_ms, ms / bound_ms, mode);
+    std::fflush(stdout);
+    rows_json.push_back({{"context", ctx},
+                         {"rows", n},
+                         {"ms", ms},
+                         {"bytes_read", bytes},
+                         {"bound_ms", bound_ms},
+                         {"ratio_to_bound", ms / bound_ms},
+                         {"mode", mode}});
+    report.Save();
+    return absl::OkStatus();
+  };
   for (const int64_t ctx : args.contexts) {
-    std::vector<int64_t> row_counts = {1};
-    row_counts.insert(row_counts.end(), args.rows.begin(), args.rows.end());
-    for (const int64_t n : row_counts) {
-      // A chain of n tokens after ctx cached ones (a verify's worst depth; every row reads the
-      // whole prefix), logits for every row as the verifier downloads them.
-      std::vector<int32_t> tokens = RandomTokens(n, c.vocab_size, ctx + n);
-      std::vector<int32_t> pos(n), prefix(n), rows(n);
-      for (int64_t i = 0; i < n; ++i) {
-        pos[i] = static_cast<int32_t>(ctx + i);
-        prefix[i] = static_cast<int32_t>(ctx + i + 1);
-        rows[i] = static_cast<int32_t>(i);
-      }
-      ForwardBatch batch;
-      batch.tokens = tokens;
-      batch.positions = pos;
-      batch.slots = pos;
-      batch.mask.prefix_len = prefix.data();
-      batch.logits_rows = rows;
-      TS_ASSIGN_OR_RETURN(const double ms,
-                          MedianMs(5, [&] { return tf.Forward(batch, *cache, logits.data()); }));
-      const double bytes = static_cast<double>(model.matrix_bytes) + kv_bytes_per_token * (ctx + n);
-      const double bound_ms = bytes / bandwidth * 1e3;
-      std::printf("%-8lld %6lld %10.3f %10.3f %8.2f\n", static_cast<long long>(ctx),
-                  static_cast<long long>(n), ms, bound_ms, ms / bound_ms);
-      std::fflush(stdout);
-      rows_json.push_back({{"context", ctx},
-                           {"rows", n},
-                           {"ms", ms},
-                           {"bytes_read", bytes},
-                           {"bound_ms", bound_ms},
-                           {"ratio_to_bound", ms / bound_ms},
-                           {"mode", "eager, split-KV attention"}});
-      report.Save();
+    TS_RETURN_IF_ERROR(step(tf, ctx, 1, "eager, split-KV attention"));
+    for (const int64_t n : args.rows) {
+      TS_RETURN_IF_ERROR(step(tf, ctx, n, "eager, split-KV attention"));
     }
   }
   // The same 1-row steps with one CTA per (query, head) over the whole context (the path before
@@ -225,28 +228,7 @@ Status Bench(CudaBackend& b, const Args& args, double bandwidth, Report& report)
   {
     Transformer tf_whole(c, model.weights, whole.get(), 1);
     for (const int64_t ctx : args.contexts) {
-      const int32_t token = 17, pos = static_cast<int32_t>(ctx), len = pos + 1, row = 0;
-      ForwardBatch batch;
-      batch.tokens = std::span<const int32_t>(&token, 1);
-      batch.positions = std::span<const int32_t>(&pos, 1);
-      batch.slots = batch.positions;
-      batch.mask.prefix_len = &len;
-      batch.logits_rows = std::span<const int32_t>(&row, 1);
-      TS_ASSIGN_OR_RETURN(const double ms, MedianMs(5, [&] {
-                            return tf_whole.Forward(batch, *cache, logits.data());
-                          }));
-      const double bytes = static_cast<double>(model.matrix_bytes) + kv_bytes_per_token * (ctx + 1);
-      const double bound_ms = bytes / bandwidth * 1e3;
-      std::printf("%-8lld %6d %10.3f %10.3f %8.2f  (whole-context attention)\n",
-                  static_cast<long long>(ctx), 1, ms, bound_ms, ms / bound_ms);
-      rows_json.push_back({{"context", ctx},
-                           {"rows", 1},
-                           {"ms", ms},
-                           {"bytes_read", bytes},
-                           {"bound_ms", bound_ms},
-                           {"ratio_to_bound", ms / bound_ms},
-                           {"mode", "eager, whole-context attention"}});
-      report.Save();
+      TS_RETURN_IF_ERROR(step(tf_whole, ctx, 1, "eager, whole-context attention"));
     }
   }
 
