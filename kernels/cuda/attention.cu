@@ -51,7 +51,6 @@ constexpr int kBlockKeys = 32;  // logical keys per block: one per lane
 __device__ __forceinline__ float LoadKv(const float* p) { return __ldg(p); }
 __device__ __forceinline__ float LoadKv(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 
-
 // Keys [begin, end) of one (query, head) in the scheme above: warp w takes the blocks starting at
 // begin + 32 w, begin + 32 (w + 8), ... (begin is a multiple of 32), and ends with its online
 // softmax state (m, l, acc). Reads K/V rows of the logical keys only.
@@ -170,8 +169,7 @@ __device__ __forceinline__ float MergedNum(const WarpStates<kDim>& st, const flo
 // reported and treated as empty).
 __device__ __forceinline__ int64_t MaskLength(int64_t i, const int32_t* prefix_len,
                                               const int32_t* extra_begin, int64_t capacity,
-                                              bool report, int* err, int64_t* prefix,
-                                              int64_t* e0) {
+                                              bool report, int* err, int64_t* prefix, int64_t* e0) {
   int64_t p = prefix_len[i];
   int64_t b = 0, e = 0;
   if (extra_begin != nullptr) {
@@ -205,13 +203,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int warp = threadIdx.x >> 5;
   for (int d = threadIdx.x; d < kDim; d += blockDim.x) st.q[d] = q[qh * kDim + d];
   int64_t prefix = 0, e0 = 0;
-  const int64_t len = MaskLength(qh / n_heads, prefix_len, extra_begin, capacity,
-                                 threadIdx.x == 0, err, &prefix, &e0);
+  const int64_t len = MaskLength(qh / n_heads, prefix_len, extra_begin, capacity, threadIdx.x == 0,
+                                 err, &prefix, &e0);
   __syncthreads();
   const int64_t head_off = static_cast<int64_t>(h / group) * capacity * kDim;
   float m, l, acc[kDimsPerLane];
-  ScanKeys<kDimsPerLane>(st.q, st.k[warp], k_cache + head_off, v_cache + head_off, capacity,
-                         prefix, extra_slots, e0, 0, len, scale, err, m, l, acc);
+  ScanKeys<kDimsPerLane>(st.q, st.k[warp], k_cache + head_off, v_cache + head_off, capacity, prefix,
+                         extra_slots, e0, 0, len, scale, err, m, l, acc);
   if (lane == 0) {
     st.m[warp] = m;
     st.l[warp] = l;
@@ -262,8 +260,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   __syncthreads();
   const int64_t head_off = static_cast<int64_t>(h / group) * capacity * kDim;
   float m, l, acc[kDimsPerLane];
-  ScanKeys<kDimsPerLane>(st.q, st.k[warp], k_cache + head_off, v_cache + head_off, capacity,
-                         prefix, extra_slots, e0, chunk_begin, chunk_end, scale, err, m, l, acc);
+  ScanKeys<kDimsPerLane>(st.q, st.k[warp], k_cache + head_off, v_cache + head_off, capacity, prefix,
+                         extra_slots, e0, chunk_begin, chunk_end, scale, err, m, l, acc);
   if (lane == 0) {
     st.m[warp] = m;
     st.l[warp] = l;
