@@ -27,9 +27,10 @@
 // (m_c, l_c, acc_c). The last chunk also takes every key past the others' end. A second kernel
 // merges chunks c = 0, 1, ... in ascending order exactly as warps are merged above. Chunk
 // boundaries are logical positions fixed by kChunkKeys alone, so the invariance argument holds
-// unchanged: a query computes the same bits alone or in a batch, in a tree or in AR. The grid has
-// ceil(capacity / kChunkKeys) + 1 chunks per (query, head); chunks past a query's length write an
-// empty state (l = 0) and return at once.
+// unchanged: a query computes the same bits alone or in a batch, in a tree or in AR (a query longer
+// than all chunks but the last, possible only with repeated extra slots, puts its tail in the last
+// chunk). The grid has floor(capacity / kChunkKeys) + 1 chunks per (query, head); chunks past a
+// query's length write an empty state (l = 0) and return at once.
 //
 // Cost and next steps: every query streams its own keys (GQA siblings and tree nodes share via L2
 // only). DESIGN.md section 7 wants each KV block read once for all tree nodes: a CTA per
@@ -249,11 +250,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t chunk_begin = static_cast<int64_t>(c) * kChunkKeys;
   const int64_t chunk_end = c == n_chunks - 1 ? len : min(len, chunk_begin + kChunkKeys);
   if (chunk_begin >= chunk_end) {  // the same for every thread: an empty state the merge skips
-    if (threadIdx.x == 0) {
+    if (threadIdx.x == 0) {        // (l = 0: its acc is never read)
       ml_out[0] = -INFINITY;
       ml_out[1] = 0.0f;
     }
-    for (int d = threadIdx.x; d < kDim; d += blockDim.x) acc_out[d] = 0.0f;
     return;
   }
   for (int d = threadIdx.x; d < kDim; d += blockDim.x) st.q[d] = q[qh * kDim + d];

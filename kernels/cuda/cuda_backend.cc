@@ -111,12 +111,14 @@ class CudaBackendImpl final : public CudaBackend {
     }
     return Buffer(p, bytes, ReleaseDeviceMemory, device_);
   }
-  // cudaMemcpyAsync from pageable memory returns once the source is staged, so `src` may be
-  // reused at once (Backend's contract); a pinned `src` would need UploadAsync's care.
+  // Backend's contract lets the caller reuse `src` at once; cudaMemcpyAsync from pageable memory
+  // "might be synchronous" only, so the copy is waited for. Every step today ends with a download
+  // anyway, so the stream is idle here (a pinned staging ring would let uploads overlap).
   void Upload(void* dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
     Record(CudaCall(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_),
                     "cudaMemcpyAsync (upload)"));
+    Record(CudaCall(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (upload)"));
   }
   Status UploadAsync(void* dst, const void* src, size_t bytes) override {
     TS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
@@ -276,6 +278,9 @@ class CudaBackendImpl final : public CudaBackend {
       return;
     }
     const size_t row = static_cast<size_t>(src.head_dim) * (src.dtype == DType::kBF16 ? 2 : 4);
+    if (!Check(row % 4 == 0, "GatherKv: rows of ", row, " bytes, expected a multiple of 4")) {
+      return;
+    }
     cuda::LaunchGatherKv(src.k, src.v, src.capacity, dst.k, dst.v, dst.capacity, src.n_kv_heads,
                          row, slots, count, stride, ErrWord(), stream_);
     CheckLaunch(__FILE__, __LINE__, "GatherKv");

@@ -302,7 +302,10 @@ Status DraftHeads::Apply(Backend& backend, const float* hidden, int64_t n, const
   }
   // Host vectors on a host-memory backend; the placed copies on a device backend.
   const bool host = backend.host_memory();
-  if (!host && device_.backend != &backend) TS_RETURN_IF_ERROR(Place(backend, lm_head.rows));
+  if (!host && (device_.backend != &backend ||
+                device_.logits_count < num_heads() * max_rows_ * lm_head.rows)) {
+    TS_RETURN_IF_ERROR(Place(backend, lm_head.rows));
+  }
   const Placement& d = device_;
   const std::vector<DraftHeadWeights>& heads = host ? heads_ : d.heads;
   const Matrix& token_linear = host ? token_linear_ : d.token_linear;

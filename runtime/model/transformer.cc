@@ -300,6 +300,9 @@ Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache, float* lo
     if (!host_) Scratch(&captured_, capture_count);
   }
   const int64_t m = static_cast<int64_t>(batch.logits_rows.size());
+  if (m > max_batch_) {
+    return absl::InternalError(absl::StrCat("Forward: ", m, " logits rows, max ", max_batch_));
+  }
   for (const int32_t row : batch.logits_rows) {
     if (row < 0 || row >= n) return absl::InternalError("Forward: logits row out of range");
   }

@@ -88,7 +88,9 @@ StatusOr<DeviceModel> MakeDeviceModel(CudaBackend& b, const ModelConfig& c, uint
   };
   auto ones = [&](int64_t count) -> StatusOr<const float*> {
     TS_ASSIGN_OR_RETURN(Buffer buf, b.Alloc(count * sizeof(float)));
-    gpu::FillConstant(buf.as<float>(), count, 1.0f, b.stream());
+    if (!gpu::FillConstant(buf.as<float>(), count, 1.0f, b.stream())) {
+      return RuntimeFailure("FillConstant launch failed");
+    }
     const float* p = buf.as<float>();
     m.storage.push_back(std::move(buf));
     return p;
@@ -171,8 +173,10 @@ Status Bench(CudaBackend& b, const Args& args, double bandwidth, Report& report)
   for (int l = 0; l < c.n_layers; ++l) {
     const KvLayerView v = cache->Layer(l);
     const int64_t count = int64_t{v.n_kv_heads} * v.capacity * v.head_dim;
-    gpu::FillRandom(v.k, count, true, 5000 + 2 * l, 1.0f, b.stream());
-    gpu::FillRandom(v.v, count, true, 5001 + 2 * l, 1.0f, b.stream());
+    if (!gpu::FillRandom(v.k, count, true, 5000 + 2 * l, 1.0f, b.stream()) ||
+        !gpu::FillRandom(v.v, count, true, 5001 + 2 * l, 1.0f, b.stream())) {
+      return RuntimeFailure("FillRandom launch failed (KV cache)");
+    }
   }
   TS_RETURN_IF_ERROR(b.Synchronize());
   Transformer tf(c, model.weights, &b, max_rows);
@@ -242,9 +246,10 @@ Status Bench(CudaBackend& b, const Args& args, double bandwidth, Report& report)
     TS_RETURN_IF_ERROR(WriteRandomHeads(heads_path, c.hidden_size, 12, random));
     TS_ASSIGN_OR_RETURN(std::unique_ptr<DraftHeads> heads, DraftHeads::Load(heads_path, c, 1));
     std::vector<float> hidden(c.hidden_size, 0.5f);
+    std::vector<float> head_logits(static_cast<size_t>(heads->num_heads()) * c.vocab_size);
     TS_ASSIGN_OR_RETURN(const double ms, MedianMs(5, [&] {
                           return heads->Apply(b, hidden.data(), 1, model.weights.lm_head,
-                                              logits.data());
+                                              head_logits.data());
                         }));
     const double bytes = 3.0 * c.hidden_size * c.hidden_size * 2 +
                          static_cast<double>(c.vocab_size) * c.hidden_size * 2;
